@@ -1,0 +1,175 @@
+"""The bench file (``rig.toml``), loaded into typed configuration.
+
+A technician edits this file by hand, so every mistake gets one line naming the file, the key
+and what was expected, and unknown keys are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import paths
+
+KINDS = ("sim", "pi")
+
+
+class BenchFileError(ValueError):
+    """A bench file that cannot be used; ``str()`` is the one-line explanation."""
+
+
+@dataclass(frozen=True)
+class DutConfig:
+    url: str | None = None
+    boot_timeout_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class FirmwareConfig:
+    path: Path = paths.FIRMWARE_DIR
+    contract: Path = paths.DEFAULT_CONTRACT
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    faults: tuple[str, ...] = ()
+    position_interval_ms: int = 500
+
+
+@dataclass(frozen=True)
+class TimeoutsConfig:
+    event_s: float = 3.0
+    http_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    name: str
+    kind: str
+    source: Path | None = None
+    dut: DutConfig = field(default_factory=DutConfig)
+    firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+
+    @property
+    def is_sim(self) -> bool:
+        return self.kind == "sim"
+
+
+class _Table:
+    """One TOML table being read; records the keys used so leftovers can be reported."""
+
+    def __init__(self, file: Path, name: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise BenchFileError(f"{file}: [{name}] must be a table, got {type(data).__name__}")
+        self.file, self.name, self.data = file, name, data
+        self.used: set[str] = set()
+
+    def _where(self, key: str) -> str:
+        return f"{self.file}: [{self.name}] {key}"
+
+    def _get(self, key: str, default: Any) -> Any:
+        self.used.add(key)
+        return self.data.get(key, default)
+
+    def string(self, key: str, default: str | None = None, *, choices: tuple[str, ...] = ()) -> str | None:
+        value = self._get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise BenchFileError(f"{self._where(key)}: expected a non-empty string, got {value!r}")
+        if choices and value not in choices:
+            raise BenchFileError(f"{self._where(key)}: expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def number(self, key: str, default: float, *, lo: float, hi: float) -> float:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            raise BenchFileError(f"{self._where(key)}: expected a number from {lo} to {hi}, got {value!r}")
+        return float(value)
+
+    def integer(self, key: str, default: int, *, lo: int, hi: int) -> int:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise BenchFileError(f"{self._where(key)}: expected an integer from {lo} to {hi}, got {value!r}")
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self._get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise BenchFileError(f"{self._where(key)}: expected a list of strings, got {value!r}")
+        return tuple(value)
+
+    def path(self, key: str, default: Path) -> Path:
+        value = self._get(key, None)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value:
+            raise BenchFileError(f"{self._where(key)}: expected a path string, got {value!r}")
+        resolved = (self.file.parent / value).resolve()
+        if not resolved.exists():
+            raise BenchFileError(f"{self._where(key)}: {value!r} does not exist (resolved to {resolved})")
+        return resolved
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise BenchFileError(f"{self._where(unknown[0])}: unknown key (known: {', '.join(sorted(self.used))})")
+
+
+def load_bench(file: Path) -> BenchConfig:
+    """Read and check a bench file; raises BenchFileError with a one-line reason."""
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchFileError(f"{file}: bench file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchFileError(f"{file}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchFileError(f"{file}: invalid TOML: {exc}") from None
+
+    sections = {"bench", "dut", "firmware", "sim", "timeouts"}
+    for name in raw:
+        if name not in sections:
+            raise BenchFileError(f"{file}: [{name}]: unknown section (known: {', '.join(sorted(sections))})")
+    if "bench" not in raw:
+        raise BenchFileError(f"{file}: [bench]: missing section (it needs name and kind)")
+
+    bench = _Table(file, "bench", raw["bench"])
+    name = bench.string("name")
+    kind = bench.string("kind", choices=KINDS)
+    if name is None or kind is None:
+        missing = "name" if name is None else "kind"
+        raise BenchFileError(f"{file}: [bench] {missing}: required key is missing")
+    bench.finish()
+
+    dut_t = _Table(file, "dut", raw.get("dut", {}))
+    dut = DutConfig(url=dut_t.string("url"), boot_timeout_s=dut_t.number("boot_timeout_s", 20.0, lo=1, hi=600))
+    dut_t.finish()
+    if dut.url is not None and not dut.url.startswith(("http://", "https://")):
+        raise BenchFileError(f"{file}: [dut] url: expected an http:// or https:// URL, got {dut.url!r}")
+    if kind == "pi" and dut.url is None:
+        raise BenchFileError(f'{file}: [dut] url: required for kind = "pi" (the firmware\'s base URL)')
+
+    fw_t = _Table(file, "firmware", raw.get("firmware", {}))
+    firmware = FirmwareConfig(
+        path=fw_t.path("path", paths.FIRMWARE_DIR), contract=fw_t.path("contract", paths.DEFAULT_CONTRACT)
+    )
+    fw_t.finish()
+
+    sim_t = _Table(file, "sim", raw.get("sim", {}))
+    sim = SimConfig(
+        faults=sim_t.strings("faults"),
+        position_interval_ms=sim_t.integer("position_interval_ms", 500, lo=100, hi=10_000),
+    )
+    sim_t.finish()
+
+    to_t = _Table(file, "timeouts", raw.get("timeouts", {}))
+    timeouts = TimeoutsConfig(
+        event_s=to_t.number("event_s", 3.0, lo=0.1, hi=600), http_s=to_t.number("http_s", 5.0, lo=0.1, hi=600)
+    )
+    to_t.finish()
+    return BenchConfig(name=name, kind=kind, source=file, dut=dut, firmware=firmware, sim=sim, timeouts=timeouts)

@@ -1,0 +1,215 @@
+"""The ``rig`` command: the virtual Pi's lifecycle and a live view of a bench's events."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import httpx
+
+from . import __version__, paths
+from .bench import BenchFileError, load_bench
+from .contract import ContractError, ContractValidator
+from .observer import CapturedEvent, WebSocketTestClient
+from .virtual_pi import AlreadyRunning, SimError, SimSettings, VirtualPi
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A one-line error for the user, with the exit status to use."""
+
+    def __init__(self, message: str, status: int = EXIT_FAIL) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _virtual_pi(args: argparse.Namespace) -> VirtualPi:
+    settings = SimSettings()
+    if getattr(args, "bench", None):
+        try:
+            bench = load_bench(Path(args.bench))
+        except BenchFileError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+        if not bench.is_sim:
+            raise CliError(f"{args.bench}: [bench] kind is {bench.kind!r}; 'rig sim' needs kind = \"sim\"", EXIT_USAGE)
+        settings = SimSettings(
+            firmware_dir=bench.firmware.path,
+            faults=bench.sim.faults,
+            position_interval_ms=bench.sim.position_interval_ms,
+            boot_timeout_s=bench.dut.boot_timeout_s,
+        )
+    if getattr(args, "fault", None):
+        settings = SimSettings(**{**asdict(settings), "faults": (*settings.faults, *args.fault)})
+    return VirtualPi(Path(args.state_dir), settings)
+
+
+def cmd_sim_up(args: argparse.Namespace) -> int:
+    virtual_pi = _virtual_pi(args)
+    if not args.json:
+        print(f"starting virtual Pi in {virtual_pi.state_dir} ...", file=sys.stderr)
+    try:
+        info = virtual_pi.up()
+    except AlreadyRunning as exc:
+        raise CliError(str(exc)) from None
+    except SimError as exc:
+        raise CliError(f"virtual Pi did not start: {exc}") from None
+    if args.json:
+        print(json.dumps(asdict(info)))
+    else:
+        print(f"virtual Pi up at {info.url} in {info.boot_s:.2f} s")
+        print(f"  firmware log  {info.firmware_log}")
+        print(f"  music folder  {info.music_dir}")
+        print("  watch events  rig events   |   stop  rig sim down")
+    return EXIT_OK
+
+
+def cmd_sim_status(args: argparse.Namespace) -> int:
+    virtual_pi = VirtualPi(Path(args.state_dir))
+    info = virtual_pi.info()
+    if info is None:
+        if args.json:
+            print(json.dumps({"running": False, "state_dir": str(virtual_pi.state_dir)}))
+        else:
+            print(f"no virtual Pi runs (state {virtual_pi.state_dir})")
+        return EXIT_FAIL
+    program = virtual_pi.program_status()
+    try:
+        health = httpx.get(f"{info.url}/api/health", timeout=2.0).json()["data"]["status"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        health = f"unreachable ({type(exc).__name__})"
+    if args.json:
+        print(json.dumps({"running": True, **asdict(info), "firmware": program, "health": health}))
+    else:
+        uptime = time.time() - info.started_at
+        print(f"virtual Pi at {info.url}: firmware {program}, health {health}, up {uptime:.0f} s")
+        print(f"  supervisord PID {info.supervisor_pid}, state {info.state_dir}")
+    return EXIT_OK
+
+
+def cmd_sim_down(args: argparse.Namespace) -> int:
+    stopped = VirtualPi(Path(args.state_dir)).down()
+    if stopped is None:
+        print("no virtual Pi was running")
+    else:
+        print(f"stopped virtual Pi at {stopped.url} (supervisord PID {stopped.supervisor_pid})")
+    return EXIT_OK
+
+
+def _events_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return str(args.url).rstrip("/")
+    info = VirtualPi(Path(args.state_dir)).info()
+    if info is None:
+        raise CliError("no --url given and no virtual Pi runs; start one with 'rig sim up'", EXIT_USAGE)
+    return info.url
+
+
+async def _watch_events(url: str, rooms: list[str], playlists: list[str], contract: Path) -> int:
+    try:
+        validator = ContractValidator(contract)
+    except ContractError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    client = WebSocketTestClient(url, validator, name="events", default_timeout=5.0)
+    start = time.monotonic()
+
+    def show(event: CapturedEvent) -> None:
+        line = {"t": round(time.monotonic() - start, 3), "event": event.event_type, "data": event.data}
+        problems = validator.check_event(event.event_type, event.data) if event.event_type in validator.events else []
+        if problems:
+            line["contract_violations"] = problems
+        print(json.dumps(line), flush=True)
+
+    client.register_callback("*", show)
+    try:
+        await client.connect()
+    except ConnectionError as exc:
+        raise CliError(str(exc)) from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for room in rooms:
+            await client.join_room(room)
+        for playlist_id in playlists:
+            await client.join_room("playlist", playlist_id=playlist_id)
+        while not stop.is_set() and client.is_connected:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        connected = client.is_connected
+        await client.disconnect()
+    if not connected and not stop.is_set():
+        raise CliError(f"connection to {url} lost")
+    return EXIT_OK
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    url = _events_url(args)
+    print(f"watching {url} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        return asyncio.run(_watch_events(url, args.room, args.playlist, Path(args.contract)))
+    except (AssertionError, TimeoutError) as exc:
+        raise CliError(str(exc).splitlines()[0]) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rig", description="Hardware-in-the-loop rig for Raspberry Pi firmware.")
+    parser.add_argument("--version", action="version", version=f"rig {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+    default_state = str(paths.state_home() / "sim")
+
+    sim = commands.add_parser("sim", help="run a virtual Pi on this machine").add_subparsers(
+        dest="action", required=True
+    )
+    up = sim.add_parser("up", help="start a virtual Pi in the background")
+    up.add_argument("--json", action="store_true", help="print one JSON object (url, port, PIDs, paths)")
+    up.add_argument("--bench", metavar="FILE", help="sim bench file for firmware path, faults and timeouts")
+    up.add_argument("--fault", action="append", metavar="FAULT", help="add a contract-breaking firmware mode")
+    up.set_defaults(func=cmd_sim_up)
+    status = sim.add_parser("status", help="say what runs")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_sim_status)
+    down = sim.add_parser("down", help="stop everything 'up' started")
+    down.set_defaults(func=cmd_sim_down)
+    for sub in (up, status, down):
+        sub.add_argument(
+            "--state-dir", default=default_state, help=f"the virtual Pi's folder (default {default_state})"
+        )
+
+    events = commands.add_parser("events", help="print each Socket.IO event as one JSON line until interrupted")
+    events.add_argument("--url", help="firmware base URL (default: the running virtual Pi)")
+    events.add_argument("--room", action="append", default=[], help="join a room, e.g. playlists (repeatable)")
+    events.add_argument("--playlist", action="append", default=[], metavar="ID", help="join one playlist's room")
+    events.add_argument("--contract", default=str(paths.DEFAULT_CONTRACT), help="contract to flag violations with")
+    events.add_argument("--state-dir", default=default_state, help=argparse.SUPPRESS)
+    events.set_defaults(func=cmd_events)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"rig: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

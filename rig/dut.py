@@ -1,0 +1,113 @@
+"""The device under test as the suite sees it: a URL, how it was reached, and what the bench can do.
+
+Three ways in: a virtual Pi the rig boots (sim), a bench file's Pi, or ``--attach URL`` to a
+firmware that already runs. Tests declare capabilities with ``@pytest.mark.needs(...)``; a DUT
+that lacks one says exactly why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .bench import BenchConfig
+from .fixture_audio import FixtureLibrary
+from .virtual_pi import SimSettings, VirtualPi
+
+log = logging.getLogger(__name__)
+
+# What each kind of DUT offers. "fixture_library" means the rig seeded the music folder itself,
+# so tests may delete and move tracks and the rig can put them back.
+SIM_CAPABILITIES = frozenset({"http", "socketio", "fixture_library"})
+REMOTE_CAPABILITIES = frozenset({"http", "socketio"})
+
+WHY_MISSING = {
+    "attach": "--attach runs against a firmware the rig did not deploy or wire",
+    "bench": "this bench file does not provide it",
+}
+
+
+class BenchError(RuntimeError):
+    """The bench itself is broken (unreachable, unhealthy): an infrastructure error, not a device failure."""
+
+
+@dataclass
+class Dut:
+    mode: str  # "sim", "bench" or "attach"
+    url: str
+    bench: BenchConfig
+    capabilities: frozenset[str]
+    virtual_pi: VirtualPi | None = None
+    firmware_version: str = "unknown"
+    boot_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_sim(self) -> bool:
+        return self.mode == "sim"
+
+    def missing(self, needed: tuple[str, ...]) -> str | None:
+        """None when every capability is present, else the one-line reason."""
+        absent = [c for c in needed if c not in self.capabilities]
+        if not absent:
+            return None
+        return f"needs {', '.join(absent)}: {WHY_MISSING.get(self.mode, 'the virtual Pi does not provide it yet')}"
+
+    def reseed_library(self) -> list[Path]:
+        """Put back fixture tracks that a test deleted or moved, and have the firmware rescan."""
+        if self.virtual_pi is None:
+            raise BenchError("only a virtual Pi's library can be reseeded by the rig")
+        written = FixtureLibrary.load().seed(self.virtual_pi.music_dir)
+        if written:
+            httpx.post(f"{self.url}/api/playlists/sync", timeout=self.bench.timeouts.http_s).raise_for_status()
+        return written
+
+    def stop(self) -> None:
+        if self.virtual_pi is not None:
+            self.virtual_pi.down()
+
+
+def _health(url: str, timeout: float) -> dict:
+    try:
+        response = httpx.get(f"{url}/api/health", timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise BenchError(f"firmware at {url} is unreachable: {type(exc).__name__}: {exc}") from None
+    if response.status_code != 200:
+        raise BenchError(f"firmware at {url} answered /api/health with HTTP {response.status_code}")
+    try:
+        return response.json().get("data") or {}
+    except ValueError:
+        raise BenchError(f"firmware at {url} answered /api/health with non-JSON") from None
+
+
+def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
+    settings = SimSettings(
+        firmware_dir=bench.firmware.path,
+        faults=bench.sim.faults,
+        position_interval_ms=bench.sim.position_interval_ms,
+        boot_timeout_s=bench.dut.boot_timeout_s,
+    )
+    virtual_pi = VirtualPi(state_dir, settings)
+    try:
+        info = virtual_pi.up()
+    except Exception as exc:
+        raise BenchError(f"virtual Pi did not boot: {exc}") from exc
+    health = _health(info.url, bench.timeouts.http_s)
+    return Dut(
+        "sim",
+        info.url,
+        bench,
+        SIM_CAPABILITIES,
+        virtual_pi=virtual_pi,
+        firmware_version=str(health.get("version", "unknown")),
+        boot_s=info.boot_s,
+    )
+
+
+def attach(url: str, bench: BenchConfig, mode: str = "attach") -> Dut:
+    url = url.rstrip("/")
+    health = _health(url, bench.timeouts.http_s)
+    return Dut(mode, url, bench, REMOTE_CAPABILITIES, firmware_version=str(health.get("version", "unknown")))

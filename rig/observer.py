@@ -1,0 +1,305 @@
+"""The observer: a Socket.IO client with the seed suite's ``WebSocketTestClient`` API.
+
+What it adds for HIL work on firmware that breaks its own contract:
+- every event is validated against the contract as it arrives;
+- an event whose ``event_id`` was already seen is dropped and its repeat counted;
+- a state event whose ``server_seq`` is not above the last one is recorded with both values;
+- every event is stamped on the test's timeline;
+- a wait that times out says what arrived instead.
+
+Each ``wait_for_event`` returns an event that no earlier wait returned, so a test can wait for
+the same event type twice; ``join_room`` consumes the snapshot the join produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from .contract import ContractValidator, ContractViolation
+from .timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count()
+Predicate = Callable[["CapturedEvent"], bool]
+
+
+class EventTimeout(TimeoutError):
+    """A contract event that never came; the message lists what arrived instead."""
+
+
+@dataclass
+class CapturedEvent:
+    event_type: str
+    data: Any
+    timestamp: float  # wall clock on the rig host, seconds
+    mono_ns: int  # the timeline's monotonic clock
+    index: int
+    consumed: bool = field(default=False, repr=False)
+
+    @property
+    def server_seq(self) -> int | None:
+        return self.data.get("server_seq") if isinstance(self.data, dict) else None
+
+    @property
+    def event_id(self) -> str | None:
+        return self.data.get("event_id") if isinstance(self.data, dict) else None
+
+    @property
+    def payload(self) -> Any:
+        """The state for enveloped events, the payload itself for the others."""
+        if isinstance(self.data, dict) and "event_id" in self.data and "data" in self.data:
+            return self.data["data"]
+        return self.data
+
+
+class WebSocketTestClient:
+    def __init__(
+        self,
+        base_url: str,
+        validator: ContractValidator | None = None,
+        *,
+        auto_validate: bool = True,
+        timeline: Timeline | None = None,
+        name: str | None = None,
+        default_timeout: float = 3.0,
+        transports: tuple[str, ...] = ("websocket",),
+    ) -> None:
+        self.base_url = base_url
+        self.validator = validator
+        self.auto_validate = auto_validate and validator is not None
+        self.timeline = timeline or Timeline(name or "observer")
+        self.name = name or f"ws{next(_ids)}"
+        self.default_timeout = default_timeout
+        self.transports = list(transports)
+        self.captured_events: list[CapturedEvent] = []
+        self.repeats: Counter[str] = Counter()
+        self.repeat_types: dict[str, str] = {}
+        self.violations: list[str] = []
+        self.seq_regressions: list[str] = []
+        self.undeclared: Counter[str] = Counter()
+        self._seen_ids: set[str] = set()
+        self._last_state: CapturedEvent | None = None
+        self._callbacks: dict[str, list[Callable[[CapturedEvent], Any]]] = {}
+        self._arrived = asyncio.Condition()
+        self._index = itertools.count()
+        self.sid: str | None = None
+        self._sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        self._sio.on("*", self._on_any)
+        self._sio.on("disconnect", self._on_disconnect)
+
+    # -- connection ------------------------------------------------------------------------
+    @property
+    def is_connected(self) -> bool:
+        return self._sio.connected
+
+    async def connect(self, timeout: float | None = None) -> None:
+        timeout = timeout or self.default_timeout
+        entry = self.timeline.record("stimulus", self.name, "connect", url=self.base_url)
+        try:
+            await self._sio.connect(self.base_url, transports=self.transports, wait_timeout=timeout)
+        except (socketio.exceptions.ConnectionError, OSError, TimeoutError) as exc:
+            raise ConnectionError(
+                f"{self.name}: cannot connect Socket.IO to {self.base_url}: {exc or 'timed out'}"
+            ) from None
+        self.sid = self._sio.get_sid()
+        status = await self.wait_for_event("connection_status", timeout=timeout)
+        ms = Timeline.latency_ms(entry, self.timeline.entries[-1]) if self.timeline.entries else 0
+        log.debug("%s connected sid=%s in %.1f ms (status %s)", self.name, self.sid, ms, status.data)
+
+    async def disconnect(self) -> None:
+        if self._sio.connected:
+            self.timeline.record("stimulus", self.name, "disconnect")
+        await self._sio.shutdown()
+
+    async def _on_disconnect(self, reason: Any = None) -> None:
+        self.timeline.record("event", self.name, "disconnect", note=str(reason))
+
+    # -- arrival ---------------------------------------------------------------------------
+    async def _on_any(self, event: str, data: Any = None) -> None:
+        self.ingest(event, data)
+        async with self._arrived:
+            self._arrived.notify_all()
+
+    def ingest(self, event: str, data: Any) -> CapturedEvent | None:
+        """Take one received event through de-duplication, checks and the timeline."""
+        captured = CapturedEvent(event, data, time.time(), time.monotonic_ns(), next(self._index))
+        event_id = captured.event_id
+        detail: dict[str, Any] = {"seq": captured.server_seq, "event_id": event_id, "data": data}
+        if event_id is not None and event_id in self._seen_ids:
+            self.repeats[event_id] += 1
+            self.repeat_types[event_id] = event
+            self.timeline.record("event", self.name, event, repeat=self.repeats[event_id], **detail)
+            return None
+        if event_id is not None:
+            self._seen_ids.add(event_id)
+        self.timeline.record("event", self.name, event, **detail)
+        if self.validator is not None:
+            problems = self.validator.check_event(event, data)
+            if event not in self.validator.events:
+                self.undeclared[event] += 1
+            elif problems and self.auto_validate:
+                self.violations.extend(problems)
+        self._check_seq(captured)
+        self.captured_events.append(captured)
+        for callback in self._callbacks.get(event, []) + self._callbacks.get("*", []):
+            try:
+                callback(captured)
+            except Exception:
+                log.exception("%s: callback for %s failed", self.name, event)
+        return captured
+
+    def _check_seq(self, captured: CapturedEvent) -> None:
+        if captured.event_id is None or not isinstance(captured.server_seq, int | float):
+            return
+        last = self._last_state
+        if last is not None and last.server_seq is not None and captured.server_seq <= last.server_seq:
+            self.seq_regressions.append(
+                f"server_seq went backwards: {captured.event_type} server_seq={captured.server_seq} "
+                f"arrived after {last.event_type} server_seq={last.server_seq}"
+            )
+        self._last_state = captured
+
+    # -- rooms -----------------------------------------------------------------------------
+    async def join_room(self, room: str, playlist_id: str | None = None, timeout: float | None = None) -> CapturedEvent:
+        """Join ``playlists`` or ``playlist`` (with ``playlist_id``); returns the ``ack:join``."""
+        payload = {"playlist_id": playlist_id} if playlist_id else {}
+        ack = await self._room_request(f"join:{room}", payload, "ack:join", timeout)
+        for event in self.captured_events:
+            if event.index < ack.index:
+                event.consumed = True  # the snapshot the join produced is not a later change
+        return ack
+
+    async def leave_room(
+        self, room: str, playlist_id: str | None = None, timeout: float | None = None
+    ) -> CapturedEvent:
+        payload = {"playlist_id": playlist_id} if playlist_id else {}
+        return await self._room_request(f"leave:{room}", payload, "ack:leave", timeout)
+
+    async def _room_request(
+        self, event: str, payload: dict[str, Any], reply: str, timeout: float | None
+    ) -> CapturedEvent:
+        mark = self._next_index_mark()
+        await self.emit(event, payload)
+        ack = await self.wait_for_event(reply, timeout=timeout, predicate=lambda e: e.index >= mark)
+        if not ack.data.get("success"):
+            raise AssertionError(f"{self.name}: {event} refused: {ack.data.get('message') or ack.data}")
+        return ack
+
+    def _next_index_mark(self) -> int:
+        return self.captured_events[-1].index + 1 if self.captured_events else 0
+
+    async def emit(self, event: str, data: Any = None) -> None:
+        self.timeline.record("stimulus", self.name, event, data=data)
+        await self._sio.emit(event, data if data is not None else {})
+
+    # -- waiting ---------------------------------------------------------------------------
+    def _first_match(self, event: str, predicate: Predicate | None) -> CapturedEvent | None:
+        for captured in self.captured_events:
+            if captured.consumed or captured.event_type != event:
+                continue
+            if predicate is None or predicate(captured):
+                return captured
+        return None
+
+    async def wait_for_event(
+        self, event: str, timeout: float | None = None, predicate: Predicate | None = None
+    ) -> CapturedEvent:
+        timeout = self.default_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        async with self._arrived:
+            while (found := self._first_match(event, predicate)) is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise EventTimeout(self._timeout_message(event, timeout, predicate))
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                except TimeoutError:
+                    continue
+        found.consumed = True
+        return found
+
+    async def wait_for_multiple_events(
+        self, event: str, count: int, timeout: float | None = None, predicate: Predicate | None = None
+    ) -> list[CapturedEvent]:
+        timeout = self.default_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        found: list[CapturedEvent] = []
+        try:
+            while len(found) < count:
+                found.append(await self.wait_for_event(event, max(deadline - time.monotonic(), 0), predicate))
+        except EventTimeout as exc:
+            raise EventTimeout(f"got {len(found)} of {count} '{event}' events. {exc}") from None
+        return found
+
+    def _timeout_message(self, event: str, timeout: float, predicate: Predicate | None) -> str:
+        condition = "" if predicate is None else " matching the predicate"
+        same_type = [e for e in self.captured_events if e.event_type == event]
+        seen = f"; {len(same_type)} '{event}' arrived but none{condition} and unconsumed" if same_type else ""
+        connected = "" if self.is_connected else " (the client is DISCONNECTED)"
+        return (
+            f"{self.name}: Event '{event}'{condition} not received within {timeout:g}s{connected}{seen}. "
+            f"Arrived instead (last entries of the timeline):\n{self.timeline.describe_tail()}"
+        )
+
+    # -- inspection ------------------------------------------------------------------------
+    def get_events(self, event: str | None = None, since_timestamp: float | None = None) -> list[CapturedEvent]:
+        return [
+            e
+            for e in self.captured_events
+            if (event is None or e.event_type == event) and (since_timestamp is None or e.timestamp >= since_timestamp)
+        ]
+
+    def clear_events(self) -> None:
+        self.captured_events.clear()
+        self._last_state = None
+
+    def register_callback(self, event: str, callback: Callable[[CapturedEvent], Any]) -> None:
+        """Call ``callback(captured)`` for each new ``event`` (``"*"`` for all)."""
+        self._callbacks.setdefault(event, []).append(callback)
+
+    def state_events(self) -> list[CapturedEvent]:
+        return [e for e in self.captured_events if e.event_id is not None and e.server_seq is not None]
+
+    def get_server_seq_range(self) -> tuple[int, int]:
+        seqs = [int(e.server_seq) for e in self.state_events() if e.server_seq is not None]
+        if not seqs:
+            raise AssertionError(f"{self.name}: no state events captured, so there is no server_seq range")
+        return min(seqs), max(seqs)
+
+    def assert_server_seq_increasing(self) -> None:
+        if self.seq_regressions:
+            raise ContractViolation(f"{self.name}: " + "; ".join(self.seq_regressions))
+        if self.validator is not None:
+            self.validator.validate_server_seq_monotonic(self.state_events())
+
+    def findings(self) -> list[str]:
+        """Every contract defect this client saw, one line of headline each."""
+        lines = list(self.violations)
+        if self.repeats:
+            total = sum(self.repeats.values())
+            worst = ", ".join(
+                f"{self.repeat_types[i]} event_id={i[:12]} ×{n + 1}" for i, n in self.repeats.most_common(3)
+            )
+            lines.append(
+                f"firmware replayed {total} event(s) with an already-seen event_id "
+                f"({len(self.repeats)} distinct; de-duplicated): {worst}"
+            )
+        lines.extend(self.seq_regressions)
+        return lines
+
+    async def __aenter__(self) -> WebSocketTestClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()

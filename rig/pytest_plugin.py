@@ -1,0 +1,291 @@
+"""The rig's pytest plugin: options, the seed suite's fixtures, contract findings, and the summary.
+
+Loaded through the ``pytest11`` entry point, so a technician's plain ``pytest`` gets it. Nothing
+starts until a test asks for ``dut``: unit tests never boot a virtual Pi.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from . import __version__, paths
+from .bench import BenchConfig, BenchFileError, load_bench
+from .contract import ContractError, ContractValidator
+from .dut import BenchError, Dut, attach, start_sim
+from .http import timeline_client
+from .observer import WebSocketTestClient
+from .summary import render_summary
+from .timeline import Measurement, Timeline
+
+OBSERVERS = pytest.StashKey[list[WebSocketTestClient]]()
+TIMELINE = pytest.StashKey[Timeline]()
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+@dataclass
+class RigSession:
+    """Per-run state shared by fixtures, hooks and the summary."""
+
+    config: pytest.Config
+    started: float = field(default_factory=time.time)
+    dut: Dut | None = None
+    bench: BenchConfig | None = None
+    bench_error: str | None = None
+    measurements: list[tuple[str, Measurement]] = field(default_factory=list)
+    findings: dict[str, list[str]] = field(default_factory=dict)
+    _artifacts: Path | None = None
+
+    @property
+    def artifacts(self) -> Path:
+        if self._artifacts is None:
+            chosen = self.config.getoption("rig_artifacts")
+            if chosen:
+                self._artifacts = Path(chosen).resolve()
+            else:
+                stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.started))
+                self._artifacts = self.config.rootpath / "artifacts" / f"run-{stamp}"
+            self._artifacts.mkdir(parents=True, exist_ok=True)
+        return self._artifacts
+
+    @property
+    def artifacts_used(self) -> bool:
+        return self._artifacts is not None
+
+
+RIG = pytest.StashKey[RigSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rig", "hardware-in-the-loop rig")
+    group.addoption("--sim", action="store_true", dest="rig_sim", help="run against a virtual Pi (the default)")
+    group.addoption("--bench", dest="rig_bench", metavar="FILE", help="bench file (rig.toml) describing the DUT")
+    group.addoption("--attach", dest="rig_attach", metavar="URL", help="test a firmware that already runs at URL")
+    group.addoption("--contract", dest="rig_contract", metavar="PATH", help="Socket.IO contract file to validate with")
+    group.addoption("--artifacts", dest="rig_artifacts", metavar="DIR", help="where timelines and logs are kept")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("rig_attach") and config.getoption("rig_sim"):
+        raise pytest.UsageError("--attach and --sim exclude each other: attach tests a firmware that already runs")
+    config.stash[RIG] = RigSession(config)
+
+
+def _session(config: pytest.Config) -> RigSession:
+    return config.stash[RIG]
+
+
+# -- session fixtures ----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def bench(pytestconfig: pytest.Config) -> BenchConfig:
+    """The bench file in use: ``--bench FILE``, else the example sim bench."""
+    chosen = pytestconfig.getoption("rig_bench")
+    try:
+        config = load_bench(Path(chosen) if chosen else paths.SIM_BENCH)
+    except BenchFileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    _session(pytestconfig).bench = config
+    return config
+
+
+@pytest.fixture(scope="session")
+def dut(pytestconfig: pytest.Config, bench: BenchConfig, record_testsuite_property: Any) -> Iterator[Dut]:
+    """The device under test, booted or reached once per session."""
+    rig = _session(pytestconfig)
+    attach_url = pytestconfig.getoption("rig_attach")
+    try:
+        if attach_url:
+            device = attach(attach_url, bench)
+        elif bench.is_sim:
+            device = start_sim(bench, rig.artifacts / "virtual-pi")
+        else:
+            assert bench.dut.url is not None  # load_bench guarantees it for kind = "pi"
+            device = attach(bench.dut.url, bench, mode="bench")
+    except BenchError as exc:
+        rig.bench_error = str(exc)
+        if in_ci() and not attach_url:
+            pytest.fail(f"bench error: {exc}", pytrace=False)
+        pytest.skip(f"bench error: {exc}")
+    rig.dut = device
+    for name, value in (
+        ("bench", bench.name),
+        ("dut_mode", device.mode),
+        ("dut_url", device.url),
+        ("firmware_version", device.firmware_version),
+        ("rig_version", __version__),
+    ):
+        record_testsuite_property(name, value)
+    yield device
+    device.stop()
+
+
+@pytest.fixture(scope="session")
+def contract_validator(pytestconfig: pytest.Config, bench: BenchConfig) -> ContractValidator:
+    chosen = pytestconfig.getoption("rig_contract")
+    try:
+        return ContractValidator(Path(chosen) if chosen else bench.firmware.contract)
+    except ContractError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+# -- per-test fixtures ---------------------------------------------------------------------------
+def _test_dir(rig: RigSession, nodeid: str) -> Path:
+    return rig.artifacts / "tests" / re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
+
+
+@pytest.fixture
+def timeline(request: pytest.FixtureRequest) -> Iterator[Timeline]:
+    """Every HTTP call, event and stimulus of this test, on one monotonic clock; saved as JSONL."""
+    line = Timeline(request.node.nodeid)
+    request.node.stash[TIMELINE] = line
+    yield line
+    rig = _session(request.config)
+    for measurement in line.measurements:
+        limit = "" if measurement.limit is None else f" limit={measurement.limit:g}"
+        request.node.user_properties.append((measurement.name, f"{measurement.value:.3f} {measurement.unit}{limit}"))
+        rig.measurements.append((request.node.nodeid, measurement))
+    line.write_jsonl(_test_dir(rig, request.node.nodeid) / "timeline.jsonl")
+
+
+@pytest.fixture(autouse=True)
+def _rig_needs(request: pytest.FixtureRequest) -> None:
+    """Honour ``@pytest.mark.needs(...)``: skip when the bench lacks it, fail in CI on a virtual Pi."""
+    marker = request.node.get_closest_marker("needs")
+    if marker is None:
+        return
+    device: Dut = request.getfixturevalue("dut")
+    reason = device.missing(tuple(marker.args))
+    if reason is None:
+        return
+    if in_ci() and device.is_sim:
+        pytest.fail(f"CI runs the full sim suite, but the virtual Pi {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def backend_ready(dut: Dut, bench: BenchConfig) -> bool:
+    """The firmware answers /api/health right now."""
+    try:
+        response = httpx.get(f"{dut.url}/api/health", timeout=bench.timeouts.http_s)
+    except httpx.HTTPError as exc:
+        pytest.fail(f"Backend not reachable at {dut.url}: {exc}", pytrace=False)
+    assert response.status_code == 200, f"Backend at {dut.url} unhealthy: HTTP {response.status_code}"
+    return True
+
+
+@pytest_asyncio.fixture
+async def http_client(dut: Dut, timeline: Timeline, bench: BenchConfig) -> AsyncIterator[httpx.AsyncClient]:
+    async with timeline_client(dut.url, timeline, timeout=bench.timeouts.http_s) as client:
+        yield client
+
+
+async def _observer(
+    request: pytest.FixtureRequest,
+    dut: Dut,
+    validator: ContractValidator,
+    timeline: Timeline,
+    validate: bool,
+    name: str,
+) -> WebSocketTestClient:
+    client = WebSocketTestClient(
+        dut.url,
+        validator,
+        auto_validate=validate,
+        timeline=timeline,
+        name=name,
+        default_timeout=dut.bench.timeouts.event_s,
+    )
+    await client.connect()
+    if validate:
+        request.node.stash.setdefault(OBSERVERS, []).append(client)
+    return client
+
+
+@pytest_asyncio.fixture
+async def websocket_client(
+    request: pytest.FixtureRequest, dut: Dut, contract_validator: ContractValidator, timeline: Timeline
+) -> AsyncIterator[WebSocketTestClient]:
+    """A connected observer; its contract findings fail the test."""
+    client = await _observer(request, dut, contract_validator, timeline, True, "ws0")
+    yield client
+    await client.disconnect()
+
+
+@pytest_asyncio.fixture
+async def websocket_client_no_validation(
+    request: pytest.FixtureRequest, dut: Dut, contract_validator: ContractValidator, timeline: Timeline
+) -> AsyncIterator[WebSocketTestClient]:
+    """An observer whose findings are recorded but do not fail the test (to study broken firmware)."""
+    client = await _observer(request, dut, contract_validator, timeline, False, "raw")
+    yield client
+    await client.disconnect()
+
+
+@pytest_asyncio.fixture
+async def multiple_websocket_clients(
+    request: pytest.FixtureRequest, dut: Dut, contract_validator: ContractValidator, timeline: Timeline
+) -> AsyncIterator[list[WebSocketTestClient]]:
+    """``count`` observers (``indirect`` parametrisation; 2 by default)."""
+    count = int(getattr(request, "param", 2))
+    clients = [await _observer(request, dut, contract_validator, timeline, True, f"ws{i}") for i in range(count)]
+    yield clients
+    for client in clients:
+        await client.disconnect()
+
+
+# -- hooks ---------------------------------------------------------------------------------------
+class ContractFindings(AssertionError):
+    """The test's own assertions passed, but the firmware broke its contract meanwhile."""
+
+
+def _findings(item: pytest.Item) -> list[str]:
+    return [f"{client.name}: {line}" for client in item.stash.get(OBSERVERS, []) for line in client.findings()]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    result = yield
+    findings = _findings(item)
+    if findings:
+        raise ContractFindings("the firmware broke its contract during this test:\n" + "\n".join(findings))
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        findings = _findings(item)
+        if findings:
+            _session(item.config).findings[item.nodeid] = findings
+        line = item.stash.get(TIMELINE, None)
+        if report.failed and line is not None:
+            report.sections.append(("rig timeline (last entries)", line.describe_tail(20)))
+            rig = _session(item.config)
+            if rig.dut is not None and rig.dut.virtual_pi is not None:
+                report.sections.append(("firmware log (last lines)", rig.dut.virtual_pi.journal_tail(15)))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    rig = config.stash.get(RIG, None)
+    if rig is None or (rig.dut is None and rig.bench_error is None):
+        return
+    summary = render_summary(rig, terminalreporter.stats, time.time() - rig.started)
+    terminalreporter.write_sep("=", "HIL rig summary")
+    for line in summary.lines:
+        terminalreporter.write_line(line)
+    (rig.artifacts / "summary.json").write_text(json.dumps(summary.data, indent=2, default=str))

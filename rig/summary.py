@@ -1,0 +1,68 @@
+"""The one-screen summary at the end of a HIL run, and its JSON twin in the artifacts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .timeline import summarize
+
+if TYPE_CHECKING:
+    from .pytest_plugin import RigSession
+
+
+@dataclass(frozen=True)
+class Summary:
+    lines: list[str]
+    data: dict[str, Any]
+
+
+def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) -> Summary:
+    counts = {
+        k: len([r for r in stats.get(k, []) if getattr(r, "when", "call") in ("call", "setup")])
+        for k in ("passed", "failed", "skipped", "error")
+    }
+    dut = rig.dut
+    lines = []
+    if dut is not None:
+        boot = f", booted in {dut.boot_s:.2f} s" if dut.boot_s is not None else ""
+        lines.append(f"bench     {dut.bench.name} ({dut.mode}) at {dut.url}{boot}")
+        lines.append(f"firmware  version {dut.firmware_version}")
+    if rig.bench_error:
+        lines.append(f"BENCH ERROR  {rig.bench_error}")
+    lines.append(
+        f"tests     {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped, "
+        f"{counts['error']} errors in {wall_s:.1f} s"
+    )
+    by_name: dict[str, list[float]] = defaultdict(list)
+    units: dict[str, str] = {}
+    for _, measurement in rig.measurements:
+        by_name[measurement.name].append(measurement.value)
+        units[measurement.name] = measurement.unit
+    figures = {}
+    for name, values in sorted(by_name.items()):
+        stats_ = summarize(values)
+        figures[name] = {**stats_, "unit": units[name]}
+        lines.append(
+            f"measured  {name}: p50 {stats_['p50']:.1f} {units[name]}, p95 {stats_['p95']:.1f}, "
+            f"max {stats_['max']:.1f} over {stats_['n']:g}"
+        )
+    for nodeid, findings in rig.findings.items():
+        lines.append(
+            f"contract  {nodeid.split('::')[-1]}: {findings[0].splitlines()[0]}"
+            + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else "")
+        )
+    lines.append(f"artifacts {rig.artifacts}")
+    data = {
+        "bench": dut.bench.name if dut else None,
+        "mode": dut.mode if dut else None,
+        "url": dut.url if dut else None,
+        "firmware_version": dut.firmware_version if dut else None,
+        "bench_error": rig.bench_error,
+        "counts": counts,
+        "wall_s": round(wall_s, 3),
+        "figures": figures,
+        "contract_findings": rig.findings,
+    }
+    return Summary(lines, data)

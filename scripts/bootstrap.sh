@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Bootstrap for `make demo` and `make test`: system packages, then .venv with the project in it.
+# Does nothing on a second run when nothing changed (a stamp holds the hash of the inputs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+# Debian packages the rig and the virtual Pi need. python3-venv provides ensurepip for .venv.
+APT_PACKAGES=(python3 python3-venv python3-dev)
+
+say() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  elif "$PYTHON" -m venv --help >/dev/null 2>&1 && "$PYTHON" -c 'import ensurepip' 2>/dev/null; then
+    say "apt packages ${missing[*]} are not installed, but $PYTHON can build a venv; continuing"
+  else
+    say "missing system packages. Run this once, then retry:"
+    printf '  sudo apt-get install -y %s\n' "${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  say "$PYTHON is $("$PYTHON" --version 2>&1); the rig needs Python 3.11 or newer (set PYTHON=...)"
+  exit 1
+}
+
+stamp="$VENV/.bootstrap-stamp"
+inputs=$(cat pyproject.toml fixtures/firmware/requirements.txt scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)
+if [[ -f $stamp && $(cat "$stamp") == "$inputs" && -x $VENV/bin/rig ]]; then
+  exit 0
+fi
+
+[[ -x $VENV/bin/python ]] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+say "installing the rig and the reference firmware's requirements into $VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -e '.[sim,dev]' -r fixtures/firmware/requirements.txt
+echo "$inputs" >"$stamp"
+say "ready"
