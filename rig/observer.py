@@ -33,6 +33,19 @@ _ids = itertools.count()
 Predicate = Callable[["CapturedEvent"], bool]
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One contract defect seen by an observer; ``kind`` groups the same defect across tests."""
+
+    kind: str
+    message: str
+
+
+def _kind_of(violation: str) -> str:
+    # "state:player violates the contract at $.data: 'x' is required" -> "state:player violates ... at $.data"
+    return violation.splitlines()[0].split(": ", 1)[0].rstrip(":")
+
+
 class EventTimeout(TimeoutError):
     """A contract event that never came; the message lists what arrived instead."""
 
@@ -108,6 +121,9 @@ class WebSocketTestClient:
         try:
             await self._sio.connect(self.base_url, transports=self.transports, wait_timeout=timeout)
         except (socketio.exceptions.ConnectionError, OSError, TimeoutError) as exc:
+            # python-socketio leaves engineio's HTTP session open after a failed connect; its
+            # disconnect() is what releases it, and it is safe when never connected.
+            await self._sio.eio.disconnect(abort=True)
             raise ConnectionError(
                 f"{self.name}: cannot connect Socket.IO to {self.base_url}: {exc or 'timed out'}"
             ) from None
@@ -282,20 +298,21 @@ class WebSocketTestClient:
         if self.validator is not None:
             self.validator.validate_server_seq_monotonic(self.state_events())
 
-    def findings(self) -> list[str]:
-        """Every contract defect this client saw, one line of headline each."""
-        lines = list(self.violations)
+    def findings(self) -> list[Finding]:
+        """Every contract defect this client saw."""
+        found = [Finding(_kind_of(v), v) for v in self.violations]
         if self.repeats:
             total = sum(self.repeats.values())
             worst = ", ".join(
                 f"{self.repeat_types[i]} event_id={i[:12]} ×{n + 1}" for i, n in self.repeats.most_common(3)
             )
-            lines.append(
+            message = (
                 f"firmware replayed {total} event(s) with an already-seen event_id "
                 f"({len(self.repeats)} distinct; de-duplicated): {worst}"
             )
-        lines.extend(self.seq_regressions)
-        return lines
+            found.append(Finding("replayed events (repeated event_id)", message))
+        found += [Finding("server_seq went backwards", line) for line in self.seq_regressions]
+        return found
 
     async def __aenter__(self) -> WebSocketTestClient:
         await self.connect()

@@ -24,7 +24,7 @@ from .bench import BenchConfig, BenchFileError, load_bench
 from .contract import ContractError, ContractValidator
 from .dut import BenchError, Dut, attach, start_sim
 from .http import timeline_client
-from .observer import WebSocketTestClient
+from .observer import Finding, WebSocketTestClient
 from .summary import render_summary
 from .timeline import Measurement, Timeline
 
@@ -46,7 +46,7 @@ class RigSession:
     bench: BenchConfig | None = None
     bench_error: str | None = None
     measurements: list[tuple[str, Measurement]] = field(default_factory=list)
-    findings: dict[str, list[str]] = field(default_factory=dict)
+    findings: dict[str, list[Finding]] = field(default_factory=dict)
     _artifacts: Path | None = None
 
     @property
@@ -251,16 +251,34 @@ class ContractFindings(AssertionError):
     """The test's own assertions passed, but the firmware broke its contract meanwhile."""
 
 
-def _findings(item: pytest.Item) -> list[str]:
-    return [f"{client.name}: {line}" for client in item.stash.get(OBSERVERS, []) for line in client.findings()]
+def _findings(item: pytest.Item) -> list[Finding]:
+    return [
+        Finding(f.kind, f"{client.name}: {f.message}")
+        for client in item.stash.get(OBSERVERS, [])
+        for f in client.findings()
+    ]
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    result = yield
+    """Contract findings fail the test; when the test failed anyway, they lead its message,
+    since broken firmware is the cause and the test's own error only the symptom."""
+    header = "the firmware broke its contract during this test:\n"
+    try:
+        result = yield
+    except Exception as exc:
+        findings = _findings(item)
+        if not findings:
+            raise
+        symptom = (str(exc).splitlines() or [""])[0]
+        raise ContractFindings(
+            header
+            + "\n".join(f.message for f in findings)
+            + f"\n(the test then failed with {type(exc).__name__}: {symptom})"
+        ) from exc
     findings = _findings(item)
     if findings:
-        raise ContractFindings("the firmware broke its contract during this test:\n" + "\n".join(findings))
+        raise ContractFindings(header + "\n".join(f.message for f in findings))
     return result
 
 

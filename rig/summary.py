@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from .pytest_plugin import RigSession
 
 
+MAX_KINDS = 6  # the summary must fit one screen even when the firmware is badly broken
+
+
 @dataclass(frozen=True)
 class Summary:
     lines: list[str]
@@ -48,11 +51,17 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
             f"measured  {name}: p50 {stats_['p50']:.1f} {units[name]}, p95 {stats_['p95']:.1f}, "
             f"max {stats_['max']:.1f} over {stats_['n']:g}"
         )
-    for nodeid, findings in rig.findings.items():
-        lines.append(
-            f"contract  {nodeid.split('::')[-1]}: {findings[0].splitlines()[0]}"
-            + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else "")
-        )
+    kinds: dict[str, dict[str, int]] = defaultdict(lambda: {"tests": 0, "seen": 0})
+    for findings in rig.findings.values():
+        for kind in {f.kind for f in findings}:
+            kinds[kind]["tests"] += 1
+        for finding in findings:
+            kinds[finding.kind]["seen"] += 1
+    ranked = sorted(kinds.items(), key=lambda kv: (-kv[1]["tests"], kv[0]))
+    for kind, count in ranked[:MAX_KINDS]:
+        lines.append(f"contract  {kind}: in {count['tests']} test(s), {count['seen']} finding(s)")
+    if len(ranked) > MAX_KINDS:
+        lines.append(f"contract  ... and {len(ranked) - MAX_KINDS} more kinds of defect (see summary.json)")
     lines.append(f"artifacts {rig.artifacts}")
     data = {
         "bench": dut.bench.name if dut else None,
@@ -63,6 +72,7 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
         "counts": counts,
         "wall_s": round(wall_s, 3),
         "figures": figures,
-        "contract_findings": rig.findings,
+        "contract_defects": dict(ranked),
+        "contract_findings": {nodeid: [f.message for f in fs] for nodeid, fs in rig.findings.items()},
     }
     return Summary(lines, data)

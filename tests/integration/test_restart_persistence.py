@@ -1,0 +1,42 @@
+"""The library, the player state and server_seq survive a restart of the virtual Pi."""
+
+from __future__ import annotations
+
+import httpx
+
+from rig import paths
+from rig.contract import ContractValidator
+from rig.observer import WebSocketTestClient
+
+
+async def test_state_survives_down_and_up(virtual_pi_factory) -> None:
+    virtual_pi = virtual_pi_factory("persist")
+    url = virtual_pi.info().url
+    async with httpx.AsyncClient(base_url=url) as http:
+        playlist = (await http.post("/api/playlists", json={"title": "Kept across reboots"})).json()["data"]
+        await http.post("/api/player/volume", json={"volume": 23})
+        morning = next(
+            p for p in (await http.get("/api/playlists")).json()["data"]["playlists"] if p["title"] == "Morning Tones"
+        )
+        await http.post(f"/api/playlists/{morning['id']}/start", json={"track_number": 2})
+        await http.post("/api/player/pause")
+        before = (await http.post("/api/player/seek", json={"position_ms": 1200})).json()
+
+    virtual_pi.down()
+    virtual_pi.up()
+    url = virtual_pi.info().url
+
+    async with httpx.AsyncClient(base_url=url) as http:
+        titles = [p["title"] for p in (await http.get("/api/playlists")).json()["data"]["playlists"]]
+        status = (await http.get("/api/player/status")).json()["data"]
+    assert "Kept across reboots" in titles
+    assert titles.count("Morning Tones") == 1, "the rescan on restart must not duplicate the library"
+    assert (status["volume"], status["active_playlist_id"], status["active_track_number"]) == (23, morning["id"], 2)
+    assert (status["position_ms"], status["is_playing"]) == (1200, False)
+
+    async with WebSocketTestClient(url, ContractValidator(paths.DEFAULT_CONTRACT)) as observer:
+        await observer.join_room("playlists")
+        snapshot = observer.get_events("state:playlists")[0]
+        assert snapshot.server_seq > before["server_seq"], "server_seq must not restart from zero"
+        assert any(p["id"] == playlist["id"] for p in snapshot.payload["playlists"])
+        assert observer.findings() == []

@@ -1,0 +1,91 @@
+"""`rig sim up --json`, `rig sim status`, `rig events` and `rig sim down`, as a technician runs them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from .conftest import RIG, LineReader, pid_alive, run_rig
+
+
+def firmware_pid(state_dir: Path) -> int:
+    result = subprocess.run(
+        [str(RIG.parent / "python"), "-m", "supervisor.supervisorctl", "-c", str(state_dir / "supervisord.conf"),
+         "pid", "firmware"],
+        capture_output=True, text=True, timeout=10, check=True,
+    )  # fmt: skip
+    return int(result.stdout.strip())
+
+
+def test_sim_lifecycle_and_events(tmp_path: Path) -> None:
+    state = str(tmp_path / "sim")
+    up = run_rig("sim", "up", "--json", "--state-dir", state)
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    assert info["url"].startswith("http://127.0.0.1:")
+    try:
+        assert httpx.get(f"{info['url']}/api/health").json()["data"]["status"] == "healthy"
+        firmware = firmware_pid(Path(state))
+        assert pid_alive(firmware)
+
+        again = run_rig("sim", "up", "--state-dir", state)
+        assert again.returncode == 1
+        assert f"a virtual Pi already runs at {info['url']}" in again.stderr
+        assert again.stderr.strip().count("\n") <= 1
+
+        status = run_rig("sim", "status", "--json", "--state-dir", state)
+        assert status.returncode == 0
+        parsed = json.loads(status.stdout)
+        assert (parsed["running"], parsed["firmware"], parsed["health"]) == (True, "RUNNING", "healthy")
+
+        watcher = subprocess.Popen(
+            [str(RIG), "events", "--url", info["url"], "--room", "playlists"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        lines = LineReader(watcher)
+        try:
+            lines.until('"ack:join"', timeout=10)
+            httpx.post(f"{info['url']}/api/player/volume", json={"volume": 33}).raise_for_status()
+            event = json.loads(lines.until('"state:volume_changed"', timeout=10)[-1])
+            assert event["data"]["data"] == {"volume": 33}
+            assert "contract_violations" not in event
+        finally:
+            watcher.send_signal(signal.SIGINT)
+            assert watcher.wait(timeout=10) == 0, watcher.stderr.read() if watcher.stderr else ""
+    finally:
+        down = run_rig("sim", "down", "--state-dir", state)
+    assert down.returncode == 0
+    assert f"stopped virtual Pi at {info['url']}" in down.stdout
+    assert not pid_alive(info["supervisor_pid"])
+    assert not pid_alive(firmware)
+    after = run_rig("sim", "status", "--state-dir", state)
+    assert after.returncode == 1
+    assert "no virtual Pi runs" in after.stdout
+
+
+def test_events_without_a_running_sim_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_rig("events", "--state-dir", str(tmp_path / "none"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "rig: no --url given and no virtual Pi runs; start one with 'rig sim up'"
+    )
+
+
+def test_events_against_an_unreachable_url(tmp_path: Path) -> None:
+    result = run_rig("events", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("rig: events: cannot connect Socket.IO to http://127.0.0.1:9")
+
+
+def test_sim_up_with_a_bad_bench_file(tmp_path: Path) -> None:
+    bench = tmp_path / "rig.toml"
+    bench.write_text('[bench]\nname = "b"\nkind = "sim"\n[timeouts]\nevent_s = "soon"\n')
+    result = run_rig("sim", "up", "--bench", str(bench), "--state-dir", str(tmp_path / "sim"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"rig: {bench}: [timeouts] event_s: expected a number from 0.1 to 600, got 'soon'"
+    assert not (tmp_path / "sim").exists(), "a bad bench file must not leave anything behind"

@@ -1,0 +1,83 @@
+"""Bench files: good ones load into typed config; each mistake is one line naming file, key and expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rig import paths
+from rig.bench import BenchFileError, load_bench
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    file = tmp_path / "rig.toml"
+    file.write_text(text)
+    return file
+
+
+def test_example_sim_bench_loads() -> None:
+    bench = load_bench(paths.SIM_BENCH)
+    assert bench.is_sim
+    assert bench.firmware.path == paths.FIRMWARE_DIR
+    assert bench.firmware.contract == paths.DEFAULT_CONTRACT
+    assert bench.timeouts.event_s == 3.0
+    assert bench.sim.faults == ()
+
+
+def test_example_pi_bench_loads() -> None:
+    bench = load_bench(paths.FIXTURES / "benches" / "pi4.example.toml")
+    assert bench.kind == "pi"
+    assert bench.dut.url == "http://192.0.2.10:8000"
+    assert bench.dut.boot_timeout_s == 90.0
+
+
+def test_minimal_bench_gets_defaults(tmp_path: Path) -> None:
+    bench = load_bench(write(tmp_path, '[bench]\nname = "b"\nkind = "sim"\n'))
+    assert bench.name == "b"
+    assert bench.sim.position_interval_ms == 500
+    assert bench.dut.boot_timeout_s == 20.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[bench]\nname = "b"\nkind = "sim"\n[dut\n', "invalid TOML: "),
+        ('[bench]\nname = "b"\nkind = "robot"\n', "[bench] kind: expected one of sim, pi, got 'robot'"),
+        ('[bench]\nkind = "sim"\n', "[bench] name: required key is missing"),
+        ('[dut]\nurl = "http://x"\n', "[bench]: missing section"),
+        ('[bench]\nname = "b"\nkind = "sim"\n[dutt]\n', "[dutt]: unknown section"),
+        ('[bench]\nname = "b"\nkind = "sim"\n[timeouts]\nevent_s = "fast"\n', "[timeouts] event_s: expected a number"),
+        ('[bench]\nname = "b"\nkind = "sim"\n[timeouts]\nevnt_s = 2\n', "[timeouts] evnt_s: unknown key"),
+        ('[bench]\nname = "b"\nkind = "sim"\n[sim]\nfaults = "duplicate_events"\n', "[sim] faults: expected a list"),
+        ('[bench]\nname = "b"\nkind = "pi"\n', '[dut] url: required for kind = "pi"'),
+        ('[bench]\nname = "b"\nkind = "pi"\n[dut]\nurl = "pi.local:8000"\n', "[dut] url: expected an http://"),
+        (
+            '[bench]\nname = "b"\nkind = "sim"\n[firmware]\npath = "nowhere"\n',
+            "[firmware] path: 'nowhere' does not exist",
+        ),
+        (
+            '[bench]\nname = "b"\nkind = "sim"\n[dut]\nboot_timeout_s = true\n',
+            "[dut] boot_timeout_s: expected a number",
+        ),
+    ],
+)
+def test_bad_bench_files_get_one_line_errors(tmp_path: Path, text: str, expected: str) -> None:
+    file = write(tmp_path, text)
+    with pytest.raises(BenchFileError) as caught:
+        load_bench(file)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(str(file))
+    assert expected in message
+
+
+def test_missing_bench_file(tmp_path: Path) -> None:
+    with pytest.raises(BenchFileError, match="bench file not found"):
+        load_bench(tmp_path / "absent.toml")
+
+
+def test_toml_error_names_the_line(tmp_path: Path) -> None:
+    file = write(tmp_path, '[bench]\nname = "b"\nkind = sim\n')
+    with pytest.raises(BenchFileError, match=r"line 3"):
+        load_bench(file)

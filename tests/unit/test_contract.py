@@ -1,0 +1,119 @@
+"""ContractValidator: both contract formats, violations as diffs, seq and client_op_id checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rig import paths
+from rig.contract import ContractError, ContractValidator, ContractViolation
+
+UPSTREAM = paths.PROJECT_ROOT.parent / "shared" / "contracts" / "openmusicbox" / "socketio_contracts.json"
+
+
+def envelope(event_type: str, data: Any, seq: int = 7, event_id: str = "e-1") -> dict[str, Any]:
+    return {"event_type": event_type, "server_seq": seq, "data": data, "timestamp": 1.0, "event_id": event_id}
+
+
+def player(**overrides: Any) -> dict[str, Any]:
+    return {"is_playing": True, "position_ms": 10, "can_prev": False, "can_next": True, "server_seq": 7, **overrides}
+
+
+@pytest.fixture(scope="module")
+def validator() -> ContractValidator:
+    return ContractValidator(paths.DEFAULT_CONTRACT)
+
+
+def test_project_contract_lists_the_v3_events(validator: ContractValidator) -> None:
+    assert {"state:player", "state:playlists", "ack:op", "sync:complete", "connection_status"} <= set(
+        validator.list_event_types()
+    )
+    schema = validator.get_event_schema("state:player")
+    assert schema is not None
+    assert "is_playing" in schema["required"]
+    assert validator.get_event_schema("no:such") is None
+
+
+def test_valid_events_pass(validator: ContractValidator) -> None:
+    validator.validate_event("state:player", envelope("state:player", player()))
+    validator.validate_event("client_pong", {"timestamp": 1, "server_time": 2.0, "server_seq": 3})
+
+
+def test_violation_is_a_diff_with_path_expected_and_value(validator: ContractValidator) -> None:
+    with pytest.raises(ContractViolation) as caught:
+        validator.validate_event("state:player", envelope("state:player", player(position_ms="12")))
+    message = str(caught.value)
+    assert "state:player violates the contract at $.data.position_ms" in message
+    assert '- expected: {"type": "integer"}' in message
+    assert '+ got:      "12"' in message
+
+
+def test_missing_envelope_field_is_named(validator: ContractValidator) -> None:
+    broken = envelope("state:player", player())
+    del broken["event_id"]
+    problems = validator.check_event("state:player", broken)
+    assert problems
+    assert "'event_id' is a required property" in problems[0]
+    assert "at $:" in problems[0]
+
+
+def test_error_dict_inside_state_is_reported(validator: ContractValidator) -> None:
+    problems = validator.check_event("state:player", envelope("state:player", {"error": {"message": "boom"}}))
+    assert problems[0].startswith("state:player carries an error dict instead of state at $.data.error")
+    assert any("'is_playing' is a required property" in p for p in problems)
+
+
+def test_undeclared_event(validator: ContractValidator) -> None:
+    assert validator.check_event("state:mystery", {}) == [
+        f"state:mystery is not declared in {validator.title} {validator.version}"
+    ]
+
+
+def test_seq_monotonic_names_both_values(validator: ContractValidator) -> None:
+    events = [envelope("state:player", player(), 5, "a"), envelope("state:playlists", {"playlists": []}, 3, "b")]
+    with pytest.raises(
+        ContractViolation, match=r"state:playlists server_seq=3 arrived after state:player server_seq=5"
+    ):
+        validator.validate_server_seq_monotonic(events)
+    validator.validate_server_seq_monotonic(events[:1])
+
+
+def test_client_op_id_correlation(validator: ContractValidator) -> None:
+    ack = {"event_type": "ack:op", "client_op_id": "op-1", "success": True, "server_seq": 9}
+    validator.validate_client_op_id_correlation("op-1", {"client_op_id": "op-1", "server_seq": 9}, ack)
+    with pytest.raises(ContractViolation, match="HTTP server_seq=8 but ack:op server_seq=9"):
+        validator.validate_client_op_id_correlation("op-1", {"client_op_id": "op-1", "server_seq": 8}, ack)
+    with pytest.raises(ContractViolation, match="expected 'op-2'"):
+        validator.validate_client_op_id_correlation("op-2", {"client_op_id": "op-1", "server_seq": 9}, ack)
+
+
+def test_bad_contract_files(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="Contract file not found"):
+        ContractValidator(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(ContractError, match="not a readable JSON contract"):
+        ContractValidator(tmp_path / "bad.json")
+    (tmp_path / "empty.json").write_text(json.dumps({"envelope": {}}))
+    with pytest.raises(ContractError, match="no events"):
+        ContractValidator(tmp_path / "empty.json")
+
+
+@pytest.mark.skipif(not UPSTREAM.is_file(), reason=f"openmusicbox contract not beside the checkout ({UPSTREAM})")
+def test_project_contract_is_compatible_with_openmusicbox_v3_1_0(validator: ContractValidator) -> None:
+    """Every event both contracts declare: ours requires at least what upstream requires, and a
+    payload ours accepts, upstream accepts too."""
+    upstream = ContractValidator(UPSTREAM)
+    assert upstream.version == "3.1.0"
+    shared = set(validator.events) & set(upstream.events)
+    assert len(shared) >= 20
+    for name in shared:
+        ours, theirs = validator.events[name], upstream.events[name]
+        assert ours.envelope == theirs.envelope, name
+        if theirs.schema and "required" in theirs.schema:
+            assert set(theirs.schema["required"]) <= set((ours.schema or {}).get("required", [])), name
+    sample = envelope("state:player", player(active_track_number=2, volume=40, duration_ms=3000))
+    assert validator.check_event("state:player", sample) == []
+    assert upstream.check_event("state:player", sample) == []
