@@ -44,6 +44,7 @@ class RigSession:
     started: float = field(default_factory=time.time)
     dut: Dut | None = None
     bench: BenchConfig | None = None
+    validator: ContractValidator | None = None
     bench_error: str | None = None
     measurements: list[tuple[str, Measurement]] = field(default_factory=list)
     findings: dict[str, list[Finding]] = field(default_factory=dict)
@@ -79,9 +80,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Check the user's files before any test runs, so a mistake is one line, not one error per test."""
     if config.getoption("rig_attach") and config.getoption("rig_sim"):
         raise pytest.UsageError("--attach and --sim exclude each other: attach tests a firmware that already runs")
-    config.stash[RIG] = RigSession(config)
+    rig = RigSession(config)
+    chosen = config.getoption("rig_bench")
+    if chosen:
+        try:
+            rig.bench = load_bench(Path(chosen))
+        except BenchFileError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    contract = config.getoption("rig_contract")
+    if contract:
+        try:
+            rig.validator = ContractValidator(Path(contract))
+        except ContractError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    config.stash[RIG] = rig
 
 
 def _session(config: pytest.Config) -> RigSession:
@@ -92,13 +107,10 @@ def _session(config: pytest.Config) -> RigSession:
 @pytest.fixture(scope="session")
 def bench(pytestconfig: pytest.Config) -> BenchConfig:
     """The bench file in use: ``--bench FILE``, else the example sim bench."""
-    chosen = pytestconfig.getoption("rig_bench")
-    try:
-        config = load_bench(Path(chosen) if chosen else paths.SIM_BENCH)
-    except BenchFileError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    _session(pytestconfig).bench = config
-    return config
+    rig = _session(pytestconfig)
+    if rig.bench is None:
+        rig.bench = load_bench(paths.SIM_BENCH)
+    return rig.bench
 
 
 @pytest.fixture(scope="session")
@@ -134,11 +146,11 @@ def dut(pytestconfig: pytest.Config, bench: BenchConfig, record_testsuite_proper
 
 @pytest.fixture(scope="session")
 def contract_validator(pytestconfig: pytest.Config, bench: BenchConfig) -> ContractValidator:
-    chosen = pytestconfig.getoption("rig_contract")
-    try:
-        return ContractValidator(Path(chosen) if chosen else bench.firmware.contract)
-    except ContractError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    """``--contract PATH``, else the bench file's contract."""
+    rig = _session(pytestconfig)
+    if rig.validator is None:
+        rig.validator = ContractValidator(bench.firmware.contract)
+    return rig.validator
 
 
 # -- per-test fixtures ---------------------------------------------------------------------------

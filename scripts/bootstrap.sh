@@ -21,8 +21,6 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  elif "$PYTHON" -m venv --help >/dev/null 2>&1 && "$PYTHON" -c 'import ensurepip' 2>/dev/null; then
-    say "apt packages ${missing[*]} are not installed, but $PYTHON can build a venv; continuing"
   else
     say "missing system packages. Run this once, then retry:"
     printf '  sudo apt-get install -y %s\n' "${missing[*]}" >&2
