@@ -264,11 +264,17 @@ class ContractFindings(AssertionError):
 
 
 def _findings(item: pytest.Item) -> list[Finding]:
-    return [
+    found = [
         Finding(f.kind, f"{client.name}: {f.message}")
         for client in item.stash.get(OBSERVERS, [])
         for f in client.findings()
     ]
+    line = item.stash.get(TIMELINE, None)
+    for entry in line.entries if line is not None else []:
+        status = entry.detail.get("status")
+        if entry.kind == "http" and isinstance(status, int) and status >= 500:
+            found.append(Finding("HTTP 5xx (always a firmware defect)", f"{entry.name} answered HTTP {status}"))
+    return found
 
 
 @pytest.hookimpl(wrapper=True)
@@ -312,8 +318,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     rig = config.stash.get(RIG, None)
-    if rig is None or (rig.dut is None and rig.bench_error is None):
-        return
+    if rig is None or not (rig.dut or rig.bench_error or rig.findings or rig.measurements):
+        return  # no HIL work in this session (unit tests only): nothing to summarise
     summary = render_summary(rig, terminalreporter.stats, time.time() - rig.started)
     terminalreporter.write_sep("=", "HIL rig summary")
     for line in summary.lines:
