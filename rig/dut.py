@@ -7,8 +7,7 @@ that lacks one says exactly why.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,8 +15,6 @@ import httpx
 from .bench import BenchConfig
 from .fixture_audio import FixtureLibrary
 from .virtual_pi import SimSettings, VirtualPi
-
-log = logging.getLogger(__name__)
 
 # What each kind of DUT offers. "fixture_library" means the rig seeded the music folder itself,
 # so tests may delete and move tracks and the rig can put them back.
@@ -43,7 +40,6 @@ class Dut:
     virtual_pi: VirtualPi | None = None
     firmware_version: str = "unknown"
     boot_s: float | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def is_sim(self) -> bool:
@@ -95,7 +91,11 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
         info = virtual_pi.up()
     except Exception as exc:
         raise BenchError(f"virtual Pi did not boot: {exc}") from exc
-    health = _health(info.url, bench.timeouts.http_s)
+    try:
+        health = _health(info.url, bench.timeouts.http_s)
+    except BenchError:
+        virtual_pi.down()
+        raise
     return Dut(
         "sim",
         info.url,

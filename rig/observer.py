@@ -117,7 +117,7 @@ class WebSocketTestClient:
 
     async def connect(self, timeout: float | None = None) -> None:
         timeout = timeout or self.default_timeout
-        entry = self.timeline.record("stimulus", self.name, "connect", url=self.base_url)
+        self.timeline.record("stimulus", self.name, "connect", url=self.base_url)
         try:
             await self._sio.connect(self.base_url, transports=self.transports, wait_timeout=timeout)
         except (socketio.exceptions.ConnectionError, OSError, TimeoutError) as exc:
@@ -128,9 +128,8 @@ class WebSocketTestClient:
                 f"{self.name}: cannot connect Socket.IO to {self.base_url}: {exc or 'timed out'}"
             ) from None
         self.sid = self._sio.get_sid()
-        status = await self.wait_for_event("connection_status", timeout=timeout)
-        ms = Timeline.latency_ms(entry, self.timeline.entries[-1]) if self.timeline.entries else 0
-        log.debug("%s connected sid=%s in %.1f ms (status %s)", self.name, self.sid, ms, status.data)
+        await self.wait_for_event("connection_status", timeout=timeout)
+        log.debug("%s connected to %s as sid=%s", self.name, self.base_url, self.sid)
 
     async def disconnect(self) -> None:
         if self._sio.connected:

@@ -62,10 +62,6 @@ class RigSession:
             self._artifacts.mkdir(parents=True, exist_ok=True)
         return self._artifacts
 
-    @property
-    def artifacts_used(self) -> bool:
-        return self._artifacts is not None
-
 
 RIG = pytest.StashKey[RigSession]()
 
@@ -84,18 +80,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("rig_attach") and config.getoption("rig_sim"):
         raise pytest.UsageError("--attach and --sim exclude each other: attach tests a firmware that already runs")
     rig = RigSession(config)
-    chosen = config.getoption("rig_bench")
-    if chosen:
-        try:
-            rig.bench = load_bench(Path(chosen))
-        except BenchFileError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    contract = config.getoption("rig_contract")
-    if contract:
-        try:
+    try:
+        if bench_file := config.getoption("rig_bench"):
+            rig.bench = load_bench(Path(bench_file))
+        if contract := config.getoption("rig_contract"):
             rig.validator = ContractValidator(Path(contract))
-        except ContractError as exc:
-            raise pytest.UsageError(str(exc)) from None
+    except (BenchFileError, ContractError) as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.stash[RIG] = rig
 
 
