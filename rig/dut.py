@@ -7,6 +7,8 @@ that lacks one says exactly why.
 
 from __future__ import annotations
 
+import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from .virtual_pi import SimSettings, VirtualPi
 # so tests may delete and move tracks and the rig can put them back.
 SIM_CAPABILITIES = frozenset({"http", "socketio", "fixture_library"})
 REMOTE_CAPABILITIES = frozenset({"http", "socketio"})
+
+log = logging.getLogger(__name__)
 
 WHY_MISSING = {
     "attach": "--attach runs against a firmware the rig did not deploy or wire",
@@ -87,6 +91,10 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
         boot_timeout_s=bench.dut.boot_timeout_s,
     )
     virtual_pi = VirtualPi(state_dir, settings)
+    # Each session boots a fresh virtual Pi: no library or player state leaks between runs.
+    if virtual_pi.down() is not None:
+        log.warning("stopped a virtual Pi that an earlier run left running in %s", state_dir)
+    shutil.rmtree(state_dir, ignore_errors=True)
     try:
         info = virtual_pi.up()
     except Exception as exc:

@@ -6,6 +6,7 @@ import time
 
 import httpx
 
+from .observer import CapturedEvent
 from .timeline import Timeline
 
 
@@ -39,3 +40,11 @@ def _body_text(request: httpx.Request) -> str | None:
     except httpx.RequestNotRead:
         return None
     return content[:500].decode("utf-8", "replace") if content else None
+
+
+def sent_to_event_ms(response: httpx.Response, event: CapturedEvent) -> float:
+    """Milliseconds from sending the request that got ``response`` to ``event``'s arrival, on the timeline's clock."""
+    sent = response.request.extensions.get("rig_entry")
+    if sent is None:
+        raise ValueError("the response did not come from a timeline_client, so its send time is unknown")
+    return (event.mono_ns - sent.mono_ns) / 1e6

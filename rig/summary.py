@@ -40,16 +40,19 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
     )
     by_name: dict[str, list[float]] = defaultdict(list)
     units: dict[str, str] = {}
+    limits: dict[str, float | None] = {}
     for _, measurement in rig.measurements:
         by_name[measurement.name].append(measurement.value)
         units[measurement.name] = measurement.unit
+        limits[measurement.name] = measurement.limit
     figures = {}
     for name, values in sorted(by_name.items()):
         stats_ = summarize(values)
-        figures[name] = {**stats_, "unit": units[name]}
+        figures[name] = {**stats_, "unit": units[name], "limit": limits[name]}
+        limit = "" if limits[name] is None else f" (limit {limits[name]:g} {units[name]})"
         lines.append(
             f"measured  {name}: p50 {stats_['p50']:.1f} {units[name]}, p95 {stats_['p95']:.1f}, "
-            f"max {stats_['max']:.1f} over {stats_['n']:g}"
+            f"max {stats_['max']:.1f} over {stats_['n']:g}{limit}"
         )
     kinds: dict[str, dict[str, int]] = defaultdict(lambda: {"tests": 0, "seen": 0})
     for findings in rig.findings.values():

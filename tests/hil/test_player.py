@@ -7,10 +7,15 @@ import itertools
 import httpx
 import pytest
 
-from rig.observer import EventTimeout, WebSocketTestClient
+from rig.http import sent_to_event_ms
+from rig.observer import CapturedEvent, EventTimeout, WebSocketTestClient
 from rig.timeline import Timeline
 
 from .conftest import LibraryPlaylist
+
+# "press next → state:player shows track 2 within 300 ms": recorded with every command, not asserted
+# (figures are measurements; these machines are shared and noisy).
+BROADCAST_LIMIT_MS = 300
 
 
 async def start(http_client: httpx.AsyncClient, playlist: LibraryPlaylist, track_number: int = 1) -> None:
@@ -18,58 +23,66 @@ async def start(http_client: httpx.AsyncClient, playlist: LibraryPlaylist, track
     assert response.status_code == 200, response.text
 
 
+async def command(
+    http_client: httpx.AsyncClient, client: WebSocketTestClient, timeline: Timeline, path: str, body: dict | None = None
+) -> CapturedEvent:
+    """POST a player command and return its state:player broadcast, measuring HTTP→broadcast latency."""
+    response = await http_client.post(path, json=body)
+    assert response.status_code == 200, response.text
+    event = await client.wait_for_event("state:player")
+    assert event.server_seq == response.json()["server_seq"], "HTTP and broadcast disagree on server_seq"
+    timeline.measure("http_to_state_player", sent_to_event_ms(response, event), "ms", limit=BROADCAST_LIMIT_MS)
+    return event
+
+
 async def test_player_state_broadcasts_on_http_action(
     http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient, timeline: Timeline, backend_ready: bool
 ) -> None:
     """Toggle → state:player says playing, and it equals what HTTP answered."""
     await websocket_client.join_room("playlists")
-    response = await http_client.post("/api/player/toggle")
-    assert response.status_code == 200
-    sent = timeline.tail(kinds=("http",))[0]
-    event = await websocket_client.wait_for_event("state:player", predicate=lambda e: e.payload["is_playing"])
-    timeline.measure("http_to_state_player", Timeline.latency_ms(sent, timeline.entries[-1]), "ms")
+    event = await command(http_client, websocket_client, timeline, "/api/player/toggle")
     assert event.data["server_seq"] > 0
-    assert event.payload["active_track_id"] == response.json()["data"]["active_track_id"]
-    assert event.server_seq == response.json()["server_seq"]
+    assert event.payload["is_playing"] is True
+    status = (await http_client.get("/api/player/status")).json()["data"]
+    assert event.payload["active_track_id"] == status["active_track_id"]
 
 
 async def test_play_pause_stop_each_broadcast(
-    http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient, library: list[LibraryPlaylist]
+    http_client: httpx.AsyncClient,
+    websocket_client: WebSocketTestClient,
+    timeline: Timeline,
+    library: list[LibraryPlaylist],
 ) -> None:
-    await start(http_client, library[0])
-    playing = await websocket_client.wait_for_event("state:player")
+    playing = await command(http_client, websocket_client, timeline, f"/api/playlists/{library[0].id}/start")
     assert playing.payload["is_playing"] is True
-    await http_client.post("/api/player/pause")
-    paused = await websocket_client.wait_for_event("state:player")
+    paused = await command(http_client, websocket_client, timeline, "/api/player/pause")
     assert paused.payload["is_playing"] is False
     assert paused.payload["active_track_id"] == playing.payload["active_track_id"]
-    await http_client.post("/api/player/play")
-    resumed = await websocket_client.wait_for_event("state:player")
+    resumed = await command(http_client, websocket_client, timeline, "/api/player/play")
     assert resumed.payload["is_playing"] is True
     assert resumed.payload["position_ms"] >= paused.payload["position_ms"]
-    await http_client.post("/api/player/stop")
-    stopped = await websocket_client.wait_for_event("state:player")
+    stopped = await command(http_client, websocket_client, timeline, "/api/player/stop")
     assert stopped.payload["is_playing"] is False
     assert stopped.payload["position_ms"] == 0
 
 
 async def test_next_and_previous_move_between_tracks(
-    http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient, library: list[LibraryPlaylist]
+    http_client: httpx.AsyncClient,
+    websocket_client: WebSocketTestClient,
+    timeline: Timeline,
+    library: list[LibraryPlaylist],
 ) -> None:
     playlist = library[0]
-    await start(http_client, playlist)
-    first = await websocket_client.wait_for_event("state:player")
+    first = await command(http_client, websocket_client, timeline, f"/api/playlists/{playlist.id}/start")
     assert (first.payload["active_track_number"], first.payload["can_prev"], first.payload["can_next"]) == (
         1,
         False,
         True,
     )
-    await http_client.post("/api/player/next")
-    second = await websocket_client.wait_for_event("state:player")
+    second = await command(http_client, websocket_client, timeline, "/api/player/next")
     assert second.payload["active_track_id"] == playlist.tracks[1]["id"]
     assert second.payload["can_prev"] is True
-    await http_client.post("/api/player/previous")
-    back = await websocket_client.wait_for_event("state:player")
+    back = await command(http_client, websocket_client, timeline, "/api/player/previous")
     assert back.payload["active_track_id"] == playlist.tracks[0]["id"]
 
 

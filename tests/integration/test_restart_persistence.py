@@ -5,8 +5,12 @@ from __future__ import annotations
 import httpx
 
 from rig import paths
+from rig.bench import load_bench
 from rig.contract import ContractValidator
+from rig.dut import start_sim
 from rig.observer import WebSocketTestClient
+
+from .conftest import pid_alive
 
 
 async def test_state_survives_down_and_up(virtual_pi_factory) -> None:
@@ -40,3 +44,20 @@ async def test_state_survives_down_and_up(virtual_pi_factory) -> None:
         assert snapshot.server_seq > before["server_seq"], "server_seq must not restart from zero"
         assert any(p["id"] == playlist["id"] for p in snapshot.payload["playlists"])
         assert observer.findings() == []
+
+
+def test_each_test_session_boots_a_fresh_virtual_pi(tmp_path) -> None:
+    """A session never inherits an earlier run's library, and stops a virtual Pi that run left behind."""
+    bench = load_bench(paths.SIM_BENCH)
+    earlier = start_sim(bench, tmp_path / "virtual-pi")
+    leftover_pid = earlier.virtual_pi.info().supervisor_pid  # type: ignore[union-attr]
+    httpx.post(f"{earlier.url}/api/playlists", json={"title": "Left by a killed run"}).raise_for_status()
+    # The earlier session never stopped its virtual Pi, as when pytest is killed.
+    session = start_sim(bench, tmp_path / "virtual-pi")
+    try:
+        assert not pid_alive(leftover_pid)
+        titles = [p["title"] for p in httpx.get(f"{session.url}/api/playlists").json()["data"]["playlists"]]
+        assert "Left by a killed run" not in titles
+        assert sorted(titles) == ["Chimes", "Evening Tones", "Morning Tones"]
+    finally:
+        session.stop()
