@@ -27,6 +27,17 @@ class DutConfig:
 
 
 @dataclass(frozen=True)
+class SshConfig:
+    host: str
+    known_hosts: Path
+    port: int = 22
+    user: str = "pi"
+    key_file: Path | None = None  # None: ssh-agent keys only
+    connect_timeout_s: float = 10.0
+    password_env: str | None = None  # names the variable holding a first-provisioning password
+
+
+@dataclass(frozen=True)
 class FirmwareConfig:
     path: Path = paths.FIRMWARE_DIR
     contract: Path = paths.DEFAULT_CONTRACT
@@ -53,6 +64,7 @@ class BenchConfig:
     firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    ssh: SshConfig | None = None
 
     @property
     def is_sim(self) -> bool:
@@ -103,15 +115,17 @@ class _Table:
             raise BenchFileError(f"{self._where(key)}: expected a list of strings, got {value!r}")
         return tuple(value)
 
-    def path(self, key: str, default: Path) -> Path:
+    def path(self, key: str, default: Path | None, *, must_exist: bool = True) -> Path | None:
         value = self._get(key, None)
         if value is None:
             return default
         if not isinstance(value, str) or not value:
             raise BenchFileError(f"{self._where(key)}: expected a path string, got {value!r}")
-        resolved = (self.file.parent / value).resolve()
-        if not resolved.exists():
+        resolved = (self.file.parent / Path(value).expanduser()).resolve()
+        if must_exist and not resolved.exists():
             raise BenchFileError(f"{self._where(key)}: {value!r} does not exist (resolved to {resolved})")
+        if not must_exist and not resolved.parent.is_dir():
+            raise BenchFileError(f"{self._where(key)}: folder {resolved.parent} does not exist")
         return resolved
 
     def finish(self) -> None:
@@ -131,7 +145,7 @@ def load_bench(file: Path) -> BenchConfig:
     except tomllib.TOMLDecodeError as exc:
         raise BenchFileError(f"{file}: invalid TOML: {exc}") from None
 
-    sections = {"bench", "dut", "firmware", "sim", "timeouts"}
+    sections = {"bench", "dut", "firmware", "sim", "timeouts", "ssh"}
     for name in raw:
         if name not in sections:
             raise BenchFileError(f"{file}: [{name}]: unknown section (known: {', '.join(sorted(sections))})")
@@ -156,9 +170,12 @@ def load_bench(file: Path) -> BenchConfig:
 
     fw_t = _Table(file, "firmware", raw.get("firmware", {}))
     firmware = FirmwareConfig(
-        path=fw_t.path("path", paths.FIRMWARE_DIR), contract=fw_t.path("contract", paths.DEFAULT_CONTRACT)
+        path=fw_t.path("path", paths.FIRMWARE_DIR) or paths.FIRMWARE_DIR,
+        contract=fw_t.path("contract", paths.DEFAULT_CONTRACT) or paths.DEFAULT_CONTRACT,
     )
     fw_t.finish()
+
+    ssh = _load_ssh(file, raw["ssh"]) if "ssh" in raw else None
 
     sim_t = _Table(file, "sim", raw.get("sim", {}))
     sim = SimConfig(
@@ -172,4 +189,29 @@ def load_bench(file: Path) -> BenchConfig:
         event_s=to_t.number("event_s", 3.0, lo=0.1, hi=600), http_s=to_t.number("http_s", 5.0, lo=0.1, hi=600)
     )
     to_t.finish()
-    return BenchConfig(name=name, kind=kind, source=file, dut=dut, firmware=firmware, sim=sim, timeouts=timeouts)
+    return BenchConfig(
+        name=name, kind=kind, source=file, dut=dut, firmware=firmware, sim=sim, timeouts=timeouts, ssh=ssh
+    )
+
+
+def _load_ssh(file: Path, data: Any) -> SshConfig:
+    table = _Table(file, "ssh", data)
+    host = table.string("host")
+    known_hosts = table.path("known_hosts", None, must_exist=False)
+    if host is None or known_hosts is None:
+        missing = "host" if host is None else "known_hosts"
+        raise BenchFileError(f"{file}: [ssh] {missing}: required key is missing")
+    password_env = table.string("password_env")
+    if password_env is not None and not password_env.isidentifier():
+        raise BenchFileError(f"{file}: [ssh] password_env: expected an environment variable NAME, got {password_env!r}")
+    config = SshConfig(
+        host=host,
+        known_hosts=known_hosts,
+        port=table.integer("port", 22, lo=1, hi=65535),
+        user=table.string("user", "pi") or "pi",
+        key_file=table.path("key_file", None),
+        connect_timeout_s=table.number("connect_timeout_s", 10.0, lo=0.5, hi=120),
+        password_env=password_env,
+    )
+    table.finish()
+    return config

@@ -16,9 +16,11 @@ from pathlib import Path
 import httpx
 
 from . import __version__, paths
-from .bench import BenchFileError, load_bench
+from .bench import BenchConfig, BenchFileError, load_bench
 from .contract import ContractError, ContractValidator
+from .enroll import enroll
 from .observer import CapturedEvent, WebSocketTestClient
+from .ssh import SshError
 from .virtual_pi import AlreadyRunning, SimError, SimSettings, VirtualPi
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -162,6 +164,37 @@ def cmd_events(args: argparse.Namespace) -> int:
         raise CliError(str(exc).splitlines()[0]) from None
 
 
+def _bench_with_ssh(path: str) -> BenchConfig:
+    try:
+        bench = load_bench(Path(path))
+    except BenchFileError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    if bench.ssh is None:
+        raise CliError(f"{path}: no [ssh] section: the bench has no SSH host to talk to", EXIT_USAGE)
+    return bench
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    bench = _bench_with_ssh(args.bench)
+    assert bench.ssh is not None
+    confirm = (lambda prompt: input(prompt).strip().lower() in ("y", "yes")) if sys.stdin.isatty() else None
+    try:
+        result = enroll(
+            bench.ssh.host,
+            bench.ssh.port,
+            bench.ssh.known_hosts,
+            accept_new=args.accept_new,
+            replace=args.replace,
+            confirm=confirm,
+            timeout=bench.ssh.connect_timeout_s,
+            fix_command=f"rig enroll --bench {args.bench}",
+        )
+    except SshError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{result.outcome}: {result.name} {result.fingerprint} in {bench.ssh.known_hosts}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rig", description="Hardware-in-the-loop rig for Raspberry Pi firmware.")
     parser.add_argument("--version", action="version", version=f"rig {__version__}")
@@ -186,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--state-dir", default=default_state, help=f"the virtual Pi's folder (default {default_state})"
         )
+
+    enrol = commands.add_parser("enroll", help="first contact: show the bench's SSH host key and pin it")
+    enrol.add_argument("--bench", required=True, metavar="FILE", help="bench file with an [ssh] section")
+    enrol.add_argument(
+        "--accept-new", action="store_true", help="record an unknown key without asking (never replaces)"
+    )
+    enrol.add_argument("--replace", action="store_true", help="replace a pinned key that changed (after a reinstall)")
+    enrol.set_defaults(func=cmd_enroll)
 
     events = commands.add_parser("events", help="print each Socket.IO event as one JSON line until interrupted")
     events.add_argument("--url", help="firmware base URL (default: the running virtual Pi)")

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import httpx
 
 from . import paths
 from .fixture_audio import FixtureLibrary
+from .net import free_port
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,6 @@ class SimSettings:
     faults: tuple[str, ...] = ()
     position_interval_ms: int = 500
     boot_timeout_s: float = 20.0
-
-
-def _free_port() -> int:
-    """An ephemeral port for the firmware (other processes share these machines)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _alive(pid: int) -> bool:
@@ -140,7 +133,7 @@ class VirtualPi:
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         FixtureLibrary.load().seed(self.music_dir)
-        port = _free_port()
+        port = free_port()
         self._write_config(port)
         self.socket_path.unlink(missing_ok=True)
         with (self.state_dir / "supervisord.out").open("ab") as out:

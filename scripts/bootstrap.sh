@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-# Debian packages the rig and the virtual Pi need. python3-venv provides ensurepip for .venv.
-APT_PACKAGES=(python3 python3-venv python3-dev)
+# Debian packages the rig and the virtual Pi need: python3-venv provides ensurepip for .venv;
+# the virtual Pi runs a real OpenSSH server, and the rig makes its keys with ssh-keygen.
+APT_PACKAGES=(python3 python3-venv python3-dev openssh-server openssh-client)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 

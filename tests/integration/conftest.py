@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +17,8 @@ from typing import TextIO
 
 import pytest
 
+from rig.net import free_port
+from rig.sshd import LocalSshd, current_user
 from rig.virtual_pi import SimSettings, VirtualPi
 
 RIG = Path(sys.executable).parent / "rig"
@@ -78,3 +83,57 @@ def virtual_pi_factory(tmp_path: Path) -> Iterator:
     yield start
     for virtual_pi in started:
         virtual_pi.down()
+
+
+class SshdUnderTest:
+    """A real OpenSSH server on an ephemeral loopback port, as a virtual Pi runs it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.server = LocalSshd(folder, "127.0.0.1", free_port(), current_user())
+        self.target = self.server.prepare()
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        log = (self.server.folder / "sshd.log").open("ab")
+        self._processes.append(subprocess.Popen(self.server.command, stdout=log, stderr=log, start_new_session=True))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.server.port), timeout=0.5):
+                return
+            time.sleep(0.02)
+        pytest.fail(
+            f"sshd did not listen on {self.server.port}: {(self.server.folder / 'sshd.log').read_text()[-500:]}"
+        )
+
+    def stop(self) -> None:
+        """Kill sshd and every connection it serves, as a Pi's reboot does (each connection's
+        sshd runs in a session of its own, so the process tree is walked, not the group)."""
+        for process in self._processes:
+            for pid in [*descendants(process.pid), process.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        self._processes.clear()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue_ = [], [pid]
+    while queue_:
+        for child in children.get(queue_.pop(), []):
+            found.append(child)
+            queue_.append(child)
+    return found
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[SshdUnderTest]:
+    server = SshdUnderTest(tmp_path / "sshd")
+    server.start()
+    yield server
+    server.stop()

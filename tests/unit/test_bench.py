@@ -30,6 +30,8 @@ def test_example_pi_bench_loads() -> None:
     assert bench.kind == "pi"
     assert bench.dut.url == "http://192.0.2.10:8000"
     assert bench.dut.boot_timeout_s == 90.0
+    assert bench.ssh is not None
+    assert (bench.ssh.user, bench.ssh.key_file) == ("musicbox", None)
 
 
 def test_minimal_bench_gets_defaults(tmp_path: Path) -> None:
@@ -60,6 +62,20 @@ def test_minimal_bench_gets_defaults(tmp_path: Path) -> None:
             '[bench]\nname = "b"\nkind = "sim"\n[dut]\nboot_timeout_s = true\n',
             "[dut] boot_timeout_s: expected a number",
         ),
+        ('[bench]\nname = "b"\nkind = "sim"\n[ssh]\nhost = "pi.local"\n', "[ssh] known_hosts: required key is missing"),
+        (
+            '[bench]\nname = "b"\nkind = "sim"\n[ssh]\nhost = "pi.local"\nknown_hosts = "kh"\npassword_env = "x y"\n',
+            "[ssh] password_env: expected an environment variable NAME",
+        ),
+        (
+            '[bench]\nname = "b"\nkind = "sim"\n[ssh]\nhost = "pi.local"\nknown_hosts = "kh"\nkey_file = "nokey"\n',
+            "[ssh] key_file: 'nokey' does not exist",
+        ),
+        (
+            '[bench]\nname = "b"\nkind = "sim"\n[ssh]\nhost = "pi.local"\nknown_hosts = "no/such/dir/kh"\n',
+            "[ssh] known_hosts: folder",
+        ),
+        ('[bench]\nname = "b"\nkind = "sim"\n[ssh]\nhost = "pi.local"\nknown_hosts = "kh"\nport = 0\n', "[ssh] port"),
     ],
 )
 def test_bad_bench_files_get_one_line_errors(tmp_path: Path, text: str, expected: str) -> None:
@@ -70,6 +86,22 @@ def test_bad_bench_files_get_one_line_errors(tmp_path: Path, text: str, expected
     assert "\n" not in message
     assert message.startswith(str(file))
     assert expected in message
+
+
+def test_ssh_section_loads_with_paths_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "id_ed25519").write_text("key")
+    bench = load_bench(
+        write(
+            tmp_path,
+            '[bench]\nname = "b"\nkind = "sim"\n[ssh]\nhost = "pi.local"\nknown_hosts = "known_hosts"\n'
+            'key_file = "id_ed25519"\nuser = "musicbox"\npassword_env = "RIG_FIRST_BOOT_PASSWORD"\n',
+        )
+    )
+    assert bench.ssh is not None
+    assert (bench.ssh.host, bench.ssh.port, bench.ssh.user) == ("pi.local", 22, "musicbox")
+    assert bench.ssh.known_hosts == tmp_path / "known_hosts"
+    assert bench.ssh.key_file == tmp_path / "id_ed25519"
+    assert bench.ssh.password_env == "RIG_FIRST_BOOT_PASSWORD"
 
 
 def test_missing_bench_file(tmp_path: Path) -> None:

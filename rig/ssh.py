@@ -1,0 +1,329 @@
+"""One persistent SSH session per bench, on paramiko.
+
+Why each choice:
+- One transport for the whole test session: a new TCP and key exchange per command costs
+  tens of milliseconds; a channel on an open transport costs one round trip.
+- TCP_NODELAY: without it, each small command waits about 40 ms on delayed ACKs.
+- Keepalives: a Wi-Fi bench drops idle connections; the session notices and reconnects.
+- Host keys are pinned in the bench's known_hosts and checked before any secret is sent; an
+  unknown or changed key is refused with both fingerprints and the command that fixes it.
+- Connection retries with backoff until the boot timeout, because a Pi that is booting refuses
+  connections for a while; a wrong key or a refused login is never retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import select
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paramiko
+
+from .sshd import SshTarget, known_hosts_name
+
+log = logging.getLogger(__name__)
+logging.getLogger("paramiko").setLevel(logging.WARNING)  # its DEBUG output is noise, never needed here
+
+BACKOFF_START_S, BACKOFF_MAX_S = 0.2, 2.0
+
+
+class SshError(RuntimeError):
+    """An SSH failure, explained in one line."""
+
+
+class HostUnreachable(SshError):
+    pass
+
+
+class HostKeyUnknown(SshError):
+    pass
+
+
+class HostKeyChanged(SshError):
+    pass
+
+
+class AuthFailed(SshError):
+    pass
+
+
+class CommandTimeout(SshError):
+    def __init__(self, message: str, stdout: str, stderr: str) -> None:
+        super().__init__(message)
+        self.stdout, self.stderr = stdout, stderr
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def check(self) -> CommandResult:
+        """Raise with the command's own stderr when it failed."""
+        if not self.ok:
+            detail = (self.stderr or self.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SshError(f"{self.command!r} exited {self.exit_code}: {detail[0]}")
+        return self
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's SHA256 fingerprint, as ``ssh-keygen -l`` prints it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return f"{key.get_name()} SHA256:{base64.b64encode(digest).decode().rstrip('=')}"
+
+
+def fetch_host_key(host: str, port: int, timeout: float) -> paramiko.PKey:
+    """The key the server offers, read without authenticating (for enrolment)."""
+    sock = _open_socket(host, port, timeout)
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=timeout)
+        return transport.get_remote_server_key()
+    finally:
+        transport.close()
+
+
+def _open_socket(host: str, port: int, timeout: float) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+class _Lines:
+    """Collects a stream's output and hands each complete line to a callback."""
+
+    def __init__(self, callback: Callable[[str], object] | None) -> None:
+        self._callback = callback
+        self._chunks: list[str] = []
+        self._partial = ""
+
+    def feed(self, data: bytes) -> None:
+        text = data.decode("utf-8", "replace")
+        self._chunks.append(text)
+        if self._callback is not None:
+            *lines, self._partial = (self._partial + text).split("\n")
+            for line in lines:
+                self._callback(line)
+
+    def text(self) -> str:
+        if self._callback is not None and self._partial:
+            self._callback(self._partial)
+            self._partial = ""
+        return "".join(self._chunks)
+
+
+class SshSession:
+    def __init__(
+        self,
+        target: SshTarget,
+        *,
+        enroll_hint: str,
+        connect_timeout_s: float = 10.0,
+        boot_timeout_s: float = 60.0,
+        keepalive_s: int = 15,
+        password: str | None = None,
+    ) -> None:
+        self.target = target
+        self.enroll_hint = enroll_hint
+        self.connect_timeout_s = connect_timeout_s
+        self.boot_timeout_s = boot_timeout_s
+        self.keepalive_s = keepalive_s
+        self._password = password  # first provisioning only; never logged
+        self._transport: paramiko.Transport | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self.reconnects = 0
+
+    @property
+    def where(self) -> str:
+        return f"{self.target.user}@{self.target.host}:{self.target.port}"
+
+    # -- connection ------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None and self._transport.is_active()
+
+    def connect(self) -> None:
+        """Connect, retrying with backoff within the boot timeout; host key and login are checked once."""
+        deadline = time.monotonic() + self.boot_timeout_s
+        delay, attempts, last = BACKOFF_START_S, 0, "no attempt"
+        while True:
+            attempts += 1
+            try:
+                self._connect_once()
+                return
+            except (OSError, paramiko.SSHException) as exc:
+                if isinstance(exc, paramiko.AuthenticationException):
+                    raise
+                last = f"{type(exc).__name__}: {exc}"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HostUnreachable(
+                    f"cannot reach {self.where} within {self.boot_timeout_s:g} s ({attempts} attempts; last: {last})"
+                )
+            log.info("ssh %s not ready (%s); retrying in %.1f s", self.where, last, delay)
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    def _connect_once(self) -> None:
+        sock = _open_socket(self.target.host, self.target.port, self.connect_timeout_s)
+        transport = paramiko.Transport(sock)
+        try:
+            transport.start_client(timeout=self.connect_timeout_s)
+            self._verify_host_key(transport.get_remote_server_key())
+            self._authenticate(transport)
+        except BaseException:
+            transport.close()
+            raise
+        transport.set_keepalive(self.keepalive_s)
+        self._transport, self._sftp = transport, None
+        log.info("ssh connected to %s", self.where)
+
+    def _verify_host_key(self, offered: paramiko.PKey) -> None:
+        name = known_hosts_name(self.target.host, self.target.port)
+        known = paramiko.HostKeys()
+        if self.target.known_hosts.exists():
+            known.load(str(self.target.known_hosts))
+        entries = known.lookup(name)
+        if entries is None or not entries.keys():
+            raise HostKeyUnknown(
+                f"refusing {name}: its host key is not in {self.target.known_hosts} "
+                f"(it offers {fingerprint(offered)}). If this is your Pi, run: {self.enroll_hint}"
+            )
+        if offered.get_name() in entries and entries[offered.get_name()] == offered:
+            return
+        pinned = ", ".join(fingerprint(k) for k in entries.values())
+        raise HostKeyChanged(
+            f"refusing {name}: its host key CHANGED. Pinned in {self.target.known_hosts}: {pinned}; "
+            f"offered now: {fingerprint(offered)}. If the Pi was reinstalled, run: {self.enroll_hint} --replace"
+        )
+
+    def _authenticate(self, transport: paramiko.Transport) -> None:
+        tried: list[str] = []
+        user = self.target.user
+        if self.target.key_file is not None:
+            try:
+                key = paramiko.PKey.from_path(self.target.key_file)
+            except (OSError, paramiko.SSHException) as exc:
+                raise AuthFailed(f"cannot read the key file {self.target.key_file}: {exc}") from None
+            tried.append(f"{self.target.key_file} ({fingerprint(key)})")
+            if self._try(transport.auth_publickey, user, key):
+                return
+        agent_keys = paramiko.Agent().get_keys()
+        for key in agent_keys:
+            if self._try(transport.auth_publickey, user, key):
+                return
+        if agent_keys:
+            tried.append(f"{len(agent_keys)} ssh-agent key(s)")
+        if self._password is not None:
+            tried.append("a password")
+            if self._try(transport.auth_password, user, self._password):
+                return
+        offered = ", ".join(tried) or "no key (no key_file and no ssh-agent keys)"
+        raise AuthFailed(f"{self.where} refused the login; offered {offered}")
+
+    @staticmethod
+    def _try(method: Callable[..., object], user: str, secret: object) -> bool:
+        try:
+            method(user, secret)
+        except paramiko.AuthenticationException:
+            return False
+        return True
+
+    def ensure_connected(self) -> bool:
+        """Reconnect if the transport died (a reboot); True when it had to."""
+        if self.connected:
+            return False
+        log.warning("ssh %s lost; reconnecting within %.0f s", self.where, self.boot_timeout_s)
+        self.close()
+        self.connect()
+        self.reconnects += 1
+        return True
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+        if self._transport is not None:
+            self._transport.close()
+        self._transport, self._sftp = None, None
+
+    def __enter__(self) -> SshSession:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- commands --------------------------------------------------------------------------
+    def _channel(self, timeout: float) -> paramiko.Channel:
+        self.ensure_connected()
+        assert self._transport is not None
+        try:
+            return self._transport.open_session(timeout=timeout)
+        except (paramiko.SSHException, EOFError, OSError):
+            if self._transport.is_active():
+                raise
+        # The connection died under us (the Pi rebooted) before paramiko noticed: reconnect once.
+        self.ensure_connected()
+        return self._transport.open_session(timeout=timeout)
+
+    def run(self, command: str, timeout: float = 30.0) -> CommandResult:
+        """Run one command; its exit code, stdout and stderr. Never blocks past ``timeout``."""
+        return self.stream(command, timeout=timeout)
+
+    def stream(
+        self,
+        command: str,
+        on_stdout: Callable[[str], object] | None = None,
+        on_stderr: Callable[[str], object] | None = None,
+        *,
+        timeout: float = 300.0,
+    ) -> CommandResult:
+        """Run a long command, handing each complete output line to the callbacks as it arrives."""
+        started = time.monotonic()
+        deadline = started + timeout
+        channel = self._channel(timeout)
+        out, err = _Lines(on_stdout), _Lines(on_stderr)
+        try:
+            channel.exec_command(command)
+            while True:
+                if channel.recv_ready():
+                    out.feed(channel.recv(65536))
+                elif channel.recv_stderr_ready():
+                    err.feed(channel.recv_stderr(65536))
+                elif channel.exit_status_ready():
+                    break
+                elif (remaining := deadline - time.monotonic()) <= 0:
+                    raise CommandTimeout(
+                        f"{command!r} on {self.where} still running after {timeout:g} s", out.text(), err.text()
+                    )
+                else:
+                    select.select([channel], [], [], min(remaining, 1.0))
+            code = channel.recv_exit_status()
+        finally:
+            channel.close()
+        return CommandResult(command, code, out.text(), err.text(), time.monotonic() - started)
+
+    # -- files -----------------------------------------------------------------------------
+    def sftp(self) -> paramiko.SFTPClient:
+        if self.ensure_connected() or self._sftp is None:
+            assert self._transport is not None
+            self._sftp = paramiko.SFTPClient.from_transport(self._transport)
+            assert self._sftp is not None
+        return self._sftp
+
+    def socket_option(self, level: int, option: int) -> int:
+        """A socket option of the live connection (tests check TCP_NODELAY with it)."""
+        assert self._transport is not None
+        return int(self._transport.sock.getsockopt(level, option))  # type: ignore[union-attr]
