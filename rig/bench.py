@@ -14,6 +14,7 @@ from typing import Any
 from . import paths
 
 KINDS = ("sim", "pi")
+SIM_FORMS = ("ssh", "local")
 
 
 class BenchFileError(ValueError):
@@ -38,6 +39,15 @@ class SshConfig:
 
 
 @dataclass(frozen=True)
+class DeployConfig:
+    root: str = "musicbox"  # on the Pi; relative to the login's home unless absolute
+    python: str = "python3"  # the Pi's Python, which builds the firmware's venv
+    packages: str = "wheelhouse"  # "wheelhouse": the host pushes wheels (offline bench); "online": the Pi pip-installs
+    unit: str = "musicbox"  # the systemd unit that runs the firmware
+    health_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class FirmwareConfig:
     path: Path = paths.FIRMWARE_DIR
     contract: Path = paths.DEFAULT_CONTRACT
@@ -47,6 +57,7 @@ class FirmwareConfig:
 class SimConfig:
     faults: tuple[str, ...] = ()
     position_interval_ms: int = 500
+    form: str = "ssh"  # "ssh": deployed over SSH like a Pi; "local": the firmware runs straight from its tree
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,7 @@ class BenchConfig:
     sim: SimConfig = field(default_factory=SimConfig)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     ssh: SshConfig | None = None
+    deploy: DeployConfig = field(default_factory=DeployConfig)
 
     @property
     def is_sim(self) -> bool:
@@ -145,7 +157,7 @@ def load_bench(file: Path) -> BenchConfig:
     except tomllib.TOMLDecodeError as exc:
         raise BenchFileError(f"{file}: invalid TOML: {exc}") from None
 
-    sections = {"bench", "dut", "firmware", "sim", "timeouts", "ssh"}
+    sections = {"bench", "dut", "firmware", "sim", "timeouts", "ssh", "deploy"}
     for name in raw:
         if name not in sections:
             raise BenchFileError(f"{file}: [{name}]: unknown section (known: {', '.join(sorted(sections))})")
@@ -177,10 +189,21 @@ def load_bench(file: Path) -> BenchConfig:
 
     ssh = _load_ssh(file, raw["ssh"]) if "ssh" in raw else None
 
+    dep_t = _Table(file, "deploy", raw.get("deploy", {}))
+    deploy = DeployConfig(
+        root=dep_t.string("root", "musicbox") or "musicbox",
+        python=dep_t.string("python", "python3") or "python3",
+        packages=dep_t.string("packages", "wheelhouse", choices=("wheelhouse", "online")) or "wheelhouse",
+        unit=dep_t.string("unit", "musicbox") or "musicbox",
+        health_timeout_s=dep_t.number("health_timeout_s", 60.0, lo=1, hi=600),
+    )
+    dep_t.finish()
+
     sim_t = _Table(file, "sim", raw.get("sim", {}))
     sim = SimConfig(
         faults=sim_t.strings("faults"),
         position_interval_ms=sim_t.integer("position_interval_ms", 500, lo=100, hi=10_000),
+        form=sim_t.string("form", "ssh", choices=SIM_FORMS) or "ssh",
     )
     sim_t.finish()
 
@@ -190,7 +213,15 @@ def load_bench(file: Path) -> BenchConfig:
     )
     to_t.finish()
     return BenchConfig(
-        name=name, kind=kind, source=file, dut=dut, firmware=firmware, sim=sim, timeouts=timeouts, ssh=ssh
+        name=name,
+        kind=kind,
+        source=file,
+        dut=dut,
+        firmware=firmware,
+        sim=sim,
+        timeouts=timeouts,
+        ssh=ssh,
+        deploy=deploy,
     )
 
 

@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -18,9 +19,12 @@ import httpx
 from . import __version__, paths
 from .bench import BenchConfig, BenchFileError, load_bench
 from .contract import ContractError, ContractValidator
+from .deploy import Deployer, DeployError, DeployTarget, systemd_service
+from .dut import sim_settings
 from .enroll import enroll
 from .observer import CapturedEvent, WebSocketTestClient
-from .ssh import SshError
+from .ssh import SshError, SshSession
+from .sshd import SshTarget
 from .virtual_pi import AlreadyRunning, SimError, SimSettings, VirtualPi
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -43,14 +47,11 @@ def _virtual_pi(args: argparse.Namespace) -> VirtualPi:
             raise CliError(str(exc), EXIT_USAGE) from None
         if not bench.is_sim:
             raise CliError(f"{args.bench}: [bench] kind is {bench.kind!r}; 'rig sim' needs kind = \"sim\"", EXIT_USAGE)
-        settings = SimSettings(
-            firmware_dir=bench.firmware.path,
-            faults=bench.sim.faults,
-            position_interval_ms=bench.sim.position_interval_ms,
-            boot_timeout_s=bench.dut.boot_timeout_s,
-        )
+        settings = sim_settings(bench)
     if getattr(args, "fault", None):
-        settings = SimSettings(**{**asdict(settings), "faults": (*settings.faults, *args.fault)})
+        settings = replace(settings, faults=(*settings.faults, *args.fault))
+    if getattr(args, "local", False):
+        settings = replace(settings, form="local")
     return VirtualPi(Path(args.state_dir), settings)
 
 
@@ -66,6 +67,11 @@ def cmd_sim_up(args: argparse.Namespace) -> int:
         raise CliError(f"virtual Pi did not start: {exc}") from None
     if args.json:
         print(json.dumps(asdict(info)))
+    elif info.form == "ssh":
+        print(f"virtual Pi up in {info.boot_s:.2f} s: sshd at {info.ssh_user}@127.0.0.1:{info.ssh_port}")
+        print(f"  no firmware yet: put it there with 'rig deploy'; it will answer at {info.url}")
+        print(f"  firmware log  {info.firmware_log}")
+        print("  then          rig events   |   rig logs   |   stop: rig sim down")
     else:
         print(f"virtual Pi up at {info.url} in {info.boot_s:.2f} s")
         print(f"  firmware log  {info.firmware_log}")
@@ -164,11 +170,135 @@ def cmd_events(args: argparse.Namespace) -> int:
         raise CliError(str(exc).splitlines()[0]) from None
 
 
-def _bench_with_ssh(path: str) -> BenchConfig:
+@dataclass
+class Remote:
+    """A Pi or virtual Pi reached over SSH, with what a deploy needs to know about it."""
+
+    ssh: SshSession
+    target: DeployTarget
+    firmware: Path
+
+
+def _load(path: str) -> BenchConfig:
     try:
-        bench = load_bench(Path(path))
+        return load_bench(Path(path))
     except BenchFileError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def _remote(args: argparse.Namespace) -> Remote:
+    """A Pi bench file's Pi; otherwise (no bench file, or a sim one) the virtual Pi in the state folder."""
+    bench = _load(args.bench) if args.bench else None
+    firmware = Path(args.firmware) if getattr(args, "firmware", None) else None
+    if bench is not None and bench.kind == "pi":
+        if bench.ssh is None:
+            raise CliError(f"{args.bench}: no [ssh] section: the bench has no SSH host to talk to", EXIT_USAGE)
+        assert bench.dut.url is not None  # load_bench requires it for kind = "pi"
+        session = SshSession(
+            SshTarget(bench.ssh.host, bench.ssh.port, bench.ssh.user, bench.ssh.key_file, bench.ssh.known_hosts),
+            enroll_hint=f"rig enroll --bench {args.bench}",
+            connect_timeout_s=bench.ssh.connect_timeout_s,
+            boot_timeout_s=bench.dut.boot_timeout_s,
+            password=os.environ.get(bench.ssh.password_env) if bench.ssh.password_env else None,
+        )
+        target = DeployTarget(
+            root=bench.deploy.root,
+            python=bench.deploy.python,
+            packages=bench.deploy.packages,
+            service=systemd_service(bench.deploy.unit),
+            health_url=bench.dut.url,
+            health_timeout_s=bench.deploy.health_timeout_s,
+        )
+        return Remote(session, target, firmware or bench.firmware.path)
+    virtual_pi = VirtualPi(Path(args.state_dir))
+    try:
+        session = SshSession(virtual_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=20)
+        target = virtual_pi.deploy_target()
+    except SimError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    return Remote(session, target, firmware or (bench.firmware.path if bench else paths.FIRMWARE_DIR))
+
+
+class DeployProgress:
+    """A progress bar for files and bytes on a terminal; a plain line per tenth in CI logs."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.tenth = -1
+
+    def __call__(self, name: str, files_done: int, files: int, done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        if self.tty:
+            bar = "#" * int(share * 30)
+            print(
+                f"\r  [{bar:<30}] {files_done}/{files} files {done / 1e6:6.2f}/{total / 1e6:.2f} MB",
+                end="",
+                file=sys.stderr,
+            )
+            if files_done == files:
+                print(file=sys.stderr)
+        elif int(share * 10) > self.tenth or files_done == files:
+            self.tenth = int(share * 10)
+            print(f"deploy: {files_done}/{files} files, {done}/{total} bytes ({name})", file=sys.stderr)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    remote = _remote(args)
+    try:
+        with remote.ssh:
+            deployer = Deployer(remote.ssh, remote.target, progress=DeployProgress())
+            if args.rollback:
+                print(f"rolled back to release {deployer.rollback()}; the firmware is healthy")
+                return EXIT_OK
+            local, changes = deployer.plan(remote.firmware)
+            if args.plan:
+                for line in changes.describe(local):
+                    print(line)
+                print(
+                    f"plan: {len(changes.added)} to add, {len(changes.changed)} to change, "
+                    f"{len(changes.removed)} to remove, {changes.unchanged} unchanged; nothing sent"
+                )
+                return EXIT_OK
+            result = deployer.deploy(remote.firmware)
+    except (SshError, DeployError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    print(("nothing to deploy: " if result.noop else "deployed ") + result.line())
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    remote = _remote(args)
+    try:
+        with remote.ssh:
+            if args.follow:
+                remote.ssh.stream(remote.target.service.follow, lambda line: print(line, flush=True), timeout=10**9)
+            else:
+                print(Deployer(remote.ssh, remote.target).journal(args.lines), end="")
+    except SshError as exc:
+        raise CliError(str(exc)) from None
+    return EXIT_OK
+
+
+def cmd_ssh(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise CliError("nothing to run: give a command after --, e.g. rig ssh -- uname -a", EXIT_USAGE)
+    remote = _remote(args)
+    try:
+        with remote.ssh:
+            result = remote.ssh.stream(
+                " ".join(command),
+                lambda line: print(line, flush=True),
+                lambda line: print(line, file=sys.stderr, flush=True),
+                timeout=args.timeout,
+            )
+    except SshError as exc:
+        raise CliError(str(exc)) from None
+    return result.exit_code
+
+
+def _bench_with_ssh(path: str) -> BenchConfig:
+    bench = _load(path)
     if bench.ssh is None:
         raise CliError(f"{path}: no [ssh] section: the bench has no SSH host to talk to", EXIT_USAGE)
     return bench
@@ -209,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--json", action="store_true", help="print one JSON object (url, port, PIDs, paths)")
     up.add_argument("--bench", metavar="FILE", help="sim bench file for firmware path, faults and timeouts")
     up.add_argument("--fault", action="append", metavar="FAULT", help="add a contract-breaking firmware mode")
+    up.add_argument("--local", action="store_true", help="no sshd: run the firmware straight from its tree (form c)")
     up.set_defaults(func=cmd_sim_up)
     status = sim.add_parser("status", help="say what runs")
     status.add_argument("--json", action="store_true")
@@ -227,6 +358,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     enrol.add_argument("--replace", action="store_true", help="replace a pinned key that changed (after a reinstall)")
     enrol.set_defaults(func=cmd_enroll)
+
+    dep = commands.add_parser("deploy", help="put a firmware tree on the bench's Pi (or the virtual Pi) over SSH")
+    dep.add_argument("--firmware", metavar="DIR", help="the firmware tree (default: the bench file's)")
+    dep.add_argument("--plan", action="store_true", help="print what would change and send nothing")
+    dep.add_argument("--rollback", action="store_true", help="switch back to the previous release")
+    dep.set_defaults(func=cmd_deploy)
+    logs = commands.add_parser("logs", help="print the firmware service's journal")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until interrupted")
+    logs.set_defaults(func=cmd_logs)
+    run = commands.add_parser("ssh", help="run one command on the bench's Pi: rig ssh -- CMD")
+    run.add_argument("--timeout", type=float, default=300.0, help="seconds before the command is abandoned")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    run.set_defaults(func=cmd_ssh)
+    for sub in (dep, logs, run):
+        sub.add_argument("--bench", metavar="FILE", help="a Pi bench file (default: the running virtual Pi)")
+        sub.add_argument("--state-dir", default=default_state, help=argparse.SUPPRESS)
 
     events = commands.add_parser("events", help="print each Socket.IO event as one JSON line until interrupted")
     events.add_argument("--url", help="firmware base URL (default: the running virtual Pi)")
@@ -250,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `rig ssh -- ... | head`: the reader left; stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
 
 
 if __name__ == "__main__":

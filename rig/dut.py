@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 
 from .bench import BenchConfig
+from .deploy import Deployer, DeployError, DeployResult
 from .fixture_audio import FixtureLibrary
+from .ssh import SshError, SshSession
 from .virtual_pi import SimSettings, VirtualPi
 
 # What each kind of DUT offers. "fixture_library" means the rig seeded the music folder itself,
@@ -44,6 +46,8 @@ class Dut:
     virtual_pi: VirtualPi | None = None
     firmware_version: str = "unknown"
     boot_s: float | None = None
+    ssh: SshSession | None = None
+    deployed: DeployResult | None = None
 
     @property
     def is_sim(self) -> bool:
@@ -66,6 +70,8 @@ class Dut:
         return written
 
     def stop(self) -> None:
+        if self.ssh is not None:
+            self.ssh.close()
         if self.virtual_pi is not None:
             self.virtual_pi.down()
 
@@ -83,14 +89,19 @@ def _health(url: str, timeout: float) -> dict:
         raise BenchError(f"firmware at {url} answered /api/health with non-JSON") from None
 
 
-def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
-    settings = SimSettings(
+def sim_settings(bench: BenchConfig) -> SimSettings:
+    return SimSettings(
         firmware_dir=bench.firmware.path,
         faults=bench.sim.faults,
         position_interval_ms=bench.sim.position_interval_ms,
         boot_timeout_s=bench.dut.boot_timeout_s,
+        form=bench.sim.form,
     )
-    virtual_pi = VirtualPi(state_dir, settings)
+
+
+def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
+    """Boot a fresh virtual Pi; in the SSH form the firmware reaches it only through a real deploy."""
+    virtual_pi = VirtualPi(state_dir, sim_settings(bench))
     # Each session boots a fresh virtual Pi: no library or player state leaks between runs.
     if virtual_pi.down() is not None:
         log.warning("stopped a virtual Pi that an earlier run left running in %s", state_dir)
@@ -99,11 +110,19 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
         info = virtual_pi.up()
     except Exception as exc:
         raise BenchError(f"virtual Pi did not boot: {exc}") from exc
+    ssh: SshSession | None = None
+    deployed: DeployResult | None = None
     try:
+        if info.form == "ssh":
+            ssh = SshSession(virtual_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=bench.dut.boot_timeout_s)
+            ssh.connect()
+            deployed = Deployer(ssh, virtual_pi.deploy_target()).deploy(bench.firmware.path)
         health = _health(info.url, bench.timeouts.http_s)
-    except BenchError:
+    except (BenchError, SshError, DeployError) as exc:
+        if ssh is not None:
+            ssh.close()
         virtual_pi.down()
-        raise
+        raise BenchError(f"virtual Pi did not come up: {exc}") from exc
     return Dut(
         "sim",
         info.url,
@@ -112,6 +131,8 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
         virtual_pi=virtual_pi,
         firmware_version=str(health.get("version", "unknown")),
         boot_s=info.boot_s,
+        ssh=ssh,
+        deployed=deployed,
     )
 
 

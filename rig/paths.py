@@ -17,3 +17,8 @@ SUPERVISOR_TEMPLATE = PROJECT_ROOT / "deploy" / "supervisor" / "virtual-pi.conf.
 def state_home() -> Path:
     """Per-user state for long-lived things such as the CLI's virtual Pi (XDG base directories)."""
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "rig"
+
+
+def cache_home() -> Path:
+    """Per-user cache for things worth keeping between runs, such as downloaded wheels."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rig"

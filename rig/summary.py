@@ -32,6 +32,8 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
         boot = f", booted in {dut.boot_s:.2f} s" if dut.boot_s is not None else ""
         lines.append(f"bench     {dut.bench.name} ({dut.mode}) at {dut.url}{boot}")
         lines.append(f"firmware  version {dut.firmware_version}")
+        if dut.deployed is not None:
+            lines.append(f"deploy    over SSH: {dut.deployed.line()}")
     if rig.bench_error:
         lines.append(f"BENCH ERROR  {rig.bench_error}")
     lines.append(
@@ -71,6 +73,7 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
         "mode": dut.mode if dut else None,
         "url": dut.url if dut else None,
         "firmware_version": dut.firmware_version if dut else None,
+        "deploy": dut.deployed.line() if dut and dut.deployed else None,
         "bench_error": rig.bench_error,
         "counts": counts,
         "wall_s": round(wall_s, 3),

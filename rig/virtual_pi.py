@@ -12,21 +12,29 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import httpx
 
 from . import paths
+from .deploy import DeployTarget, supervisor_service
 from .fixture_audio import FixtureLibrary
 from .net import free_port
+from .sshd import LocalSshd, SshdError, SshTarget, current_user
 
 log = logging.getLogger(__name__)
+
+
+# The "Pi's" own Python builds the firmware's venv, as on a Pi: the system one, not the rig's.
+VIRTUAL_PI_PYTHON = "/usr/bin/python3"
 
 
 class SimError(RuntimeError):
@@ -35,6 +43,19 @@ class SimError(RuntimeError):
 
 class AlreadyRunning(SimError):
     pass
+
+
+FORMS = ("ssh", "local")  # DESIGN.md form (b) and form (c); form (a), a network namespace, comes next
+
+SSHD_PROGRAM = """
+[program:sshd]
+command={command}
+autostart=true
+autorestart=true
+startsecs=0
+redirect_stderr=true
+stdout_logfile={log}
+"""
 
 
 @dataclass(frozen=True)
@@ -47,6 +68,12 @@ class SimInfo:
     music_dir: str
     started_at: float
     boot_s: float
+    form: str = "local"
+    ssh_port: int = 0
+    ssh_user: str = ""
+    ssh_key: str = ""
+    known_hosts: str = ""
+    deploy_root: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,6 +82,7 @@ class SimSettings:
     faults: tuple[str, ...] = ()
     position_interval_ms: int = 500
     boot_timeout_s: float = 20.0
+    form: str = "ssh"
 
 
 def _alive(pid: int) -> bool:
@@ -85,8 +113,13 @@ class VirtualPi:
         self.state_file = self.state_dir / "state.json"
         self.conf_file = self.state_dir / "supervisord.conf"
         self.firmware_log = self.state_dir / "firmware.log"
-        self.data_dir = self.state_dir / "data"
-        self.music_dir = self.state_dir / "music"
+        # In the SSH form the firmware lives where a deploy puts it on a Pi: releases, venvs and
+        # data under one root that the rig reaches only over SSH.
+        self.deploy_root = self.state_dir / "pi" / "musicbox"
+        base = self.deploy_root if self.settings.form == "ssh" else self.state_dir
+        self.data_dir = base / "data"
+        self.music_dir = self.data_dir / "music" if self.settings.form == "ssh" else self.state_dir / "music"
+        self.sshd = LocalSshd(self.state_dir / "ssh", "127.0.0.1", 0, current_user())
         digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
         # AF_UNIX paths are limited to 108 bytes, so the control socket lives in the temp dir.
         self.socket_path = Path(tempfile.gettempdir()) / f"rig-sim-{digest}.sock"
@@ -130,10 +163,18 @@ class VirtualPi:
                 f"a virtual Pi already runs at {running.url} (supervisord PID {running.supervisor_pid}, "
                 f"state {self.state_dir}); stop it with 'rig sim down'"
             )
+        if self.settings.form not in FORMS:
+            raise SimError(f"unknown virtual Pi form {self.settings.form!r}; known: {', '.join(FORMS)}")
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         FixtureLibrary.load().seed(self.music_dir)
         port = free_port()
+        if self.settings.form == "ssh":
+            self.sshd = replace(self.sshd, port=free_port())
+            try:
+                self.sshd.prepare()
+            except (SshdError, subprocess.CalledProcessError) as exc:
+                raise SimError(f"cannot set up the virtual Pi's sshd: {exc}") from None
         self._write_config(port)
         self.socket_path.unlink(missing_ok=True)
         with (self.state_dir / "supervisord.out").open("ab") as out:
@@ -146,7 +187,10 @@ class VirtualPi:
             )
         url = f"http://127.0.0.1:{port}"
         try:
-            self._wait_healthy(url, process.pid)
+            if self.settings.form == "ssh":
+                self._wait_listening(self.sshd.port, process.pid)  # the firmware arrives with 'rig deploy'
+            else:
+                self._wait_healthy(url, process.pid)
         except SimError:
             self._stop_pid(process.pid)
             raise
@@ -159,6 +203,8 @@ class VirtualPi:
             music_dir=str(self.music_dir),
             started_at=time.time(),
             boot_s=round(time.monotonic() - started, 3),
+            form=self.settings.form,
+            **self._ssh_facts(),
         )
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
         log.info("virtual Pi up at %s in %.2f s", url, info.boot_s)
@@ -174,6 +220,17 @@ class VirtualPi:
         self.socket_path.unlink(missing_ok=True)
         return info
 
+    def _ssh_facts(self) -> dict[str, object]:
+        if self.settings.form != "ssh":
+            return {}
+        return {
+            "ssh_port": self.sshd.port,
+            "ssh_user": self.sshd.user,
+            "ssh_key": str(self.sshd.client_key),
+            "known_hosts": str(self.sshd.known_hosts),
+            "deploy_root": str(self.deploy_root),
+        }
+
     def _write_config(self, port: int) -> None:
         environment = {
             "MUSICBOX_HOST": "127.0.0.1",
@@ -184,12 +241,23 @@ class VirtualPi:
             "MUSICBOX_POSITION_INTERVAL_MS": str(self.settings.position_interval_ms),
             "PYTHONUNBUFFERED": "1",
         }
+        if self.settings.form == "ssh":
+            current = self.deploy_root / "current"
+            command, directory, autostart = f"{current}/.venv/bin/python -m musicbox", str(current), "false"
+            sshd = SSHD_PROGRAM.format(
+                command=_escape(" ".join(self.sshd.command)), log=_escape(str(self.state_dir / "sshd.log"))
+            )
+        else:
+            command, directory, autostart = f"{sys.executable} -m musicbox", str(self.settings.firmware_dir), "true"
+            sshd = ""
         rendered = paths.SUPERVISOR_TEMPLATE.read_text().format(
             socket=_escape(str(self.socket_path)),
             state=_escape(str(self.state_dir)),
-            python=_escape(sys.executable),
-            firmware=_escape(str(self.settings.firmware_dir)),
+            firmware_command=_escape(command),
+            firmware_directory=_escape(directory),
+            firmware_autostart=autostart,
             environment=",".join(f'{k}="{_escape(v)}"' for k, v in environment.items()),
+            sshd_program=sshd,
         )
         self.conf_file.write_text(rendered)
 
@@ -211,6 +279,41 @@ class VirtualPi:
         raise SimError(
             f"the firmware was not healthy within {self.settings.boot_timeout_s:g}s at {url} (last: {last}). "
             f"Last lines of its log {self.firmware_log}:\n{self.journal_tail()}"
+        )
+
+    def _wait_listening(self, port: int, supervisor_pid: int) -> None:
+        deadline = time.monotonic() + self.settings.boot_timeout_s
+        while time.monotonic() < deadline:
+            if not _alive(supervisor_pid):
+                raise SimError(f"supervisord exited during boot; see {self.state_dir}/supervisord.log")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+            time.sleep(0.05)
+        raise SimError(
+            f"the virtual Pi's sshd did not listen on port {port} within {self.settings.boot_timeout_s:g}s; "
+            f"see {self.state_dir}/sshd.log"
+        )
+
+    def ssh_target(self) -> SshTarget:
+        info = self.info()
+        if info is None or info.form != "ssh":
+            raise SimError(f"no virtual Pi with sshd runs in {self.state_dir}; start one with 'rig sim up'")
+        return SshTarget("127.0.0.1", info.ssh_port, info.ssh_user, Path(info.ssh_key), Path(info.known_hosts))
+
+    def deploy_target(self) -> DeployTarget:
+        info = self.info()
+        if info is None or info.form != "ssh":
+            raise SimError(f"no virtual Pi with sshd runs in {self.state_dir}; start one with 'rig sim up'")
+        supervisorctl = (
+            f"{shlex.quote(sys.executable)} -m supervisor.supervisorctl -c {shlex.quote(str(self.conf_file))}"
+        )
+        return DeployTarget(
+            root=info.deploy_root,
+            python=VIRTUAL_PI_PYTHON,
+            packages="wheelhouse",
+            service=supervisor_service(supervisorctl, "firmware", info.firmware_log),
+            health_url=info.url,
+            health_timeout_s=self.settings.boot_timeout_s,
         )
 
     def _stop_pid(self, pid: int, timeout: float = 15.0) -> None:

@@ -71,11 +71,13 @@ def pid_alive(pid: int) -> bool:
 
 @pytest.fixture
 def virtual_pi_factory(tmp_path: Path) -> Iterator:
-    """Start virtual Pis in this test's tmp folder; every one is stopped afterwards."""
+    """Start virtual Pis (the local form unless a test asks otherwise) in this test's tmp folder;
+    every one is stopped afterwards."""
     started: list[VirtualPi] = []
 
     def start(name: str = "pi", **settings: object) -> VirtualPi:
-        virtual_pi = VirtualPi(tmp_path / name, SimSettings(**settings))  # type: ignore[arg-type]
+        options: dict[str, object] = {"form": "local", **settings}
+        virtual_pi = VirtualPi(tmp_path / name, SimSettings(**options))  # type: ignore[arg-type]
         virtual_pi.up()
         started.append(virtual_pi)
         return virtual_pi

@@ -23,7 +23,7 @@ def firmware_pid(state_dir: Path) -> int:
 
 def test_sim_lifecycle_and_events(tmp_path: Path) -> None:
     state = str(tmp_path / "sim")
-    up = run_rig("sim", "up", "--json", "--state-dir", state)
+    up = run_rig("sim", "up", "--json", "--local", "--state-dir", state)
     assert up.returncode == 0, up.stderr
     info = json.loads(up.stdout)
     assert info["url"].startswith("http://127.0.0.1:")

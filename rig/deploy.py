@@ -1,0 +1,350 @@
+"""Deploy a firmware tree to a Pi (or a virtual Pi) over SSH: only what changed, atomically.
+
+Layout on the Pi, under the deploy root:
+
+    releases/<id>/         one complete tree each, with .rig-manifest.json and .venv -> ../../venvs/<hash>
+    current -> releases/<id>   switched with one rename, only once a release is complete
+    venvs/<requirements hash>/ the firmware's Python environment; rebuilt only when requirements change
+    wheelhouse/<hash>/     wheels the host pushed, for benches without internet
+    data/                  the firmware's data, kept across releases
+
+A new release starts as hard links of the current one (``cp -al``), so unchanged files cost
+nothing; changed files are uploaded beside their target and renamed over it, which replaces the
+link instead of writing through it into the old release. Until the switch, the old release keeps
+running untouched, so a broken upload (link down, disk full) leaves the Pi as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import paramiko
+
+from . import paths
+from .manifest import MANIFEST_NAME, Manifest, Plan, build_manifest, plan
+from .observer import WebSocketTestClient
+from .ssh import SshError, SshSession
+
+log = logging.getLogger(__name__)
+
+KEEP_RELEASES = 3
+Progress = Callable[[str, int, int, int, int], None]  # (file, files done, files, bytes done, bytes)
+
+
+class DeployError(RuntimeError):
+    """A deploy that did not complete; the message says what happened and what still runs."""
+
+
+@dataclass(frozen=True)
+class ServiceControl:
+    """How the firmware's service is restarted and its journal read, as shell commands on the Pi."""
+
+    restart: str
+    journal: str  # prints the last lines; "{lines}" is replaced by the count
+    follow: str  # streams new journal lines until stopped
+
+
+def systemd_service(unit: str) -> ServiceControl:
+    """A Pi: provisioning installed the unit and a sudo rule for exactly these systemctl calls."""
+    quoted = shlex.quote(unit)
+    return ServiceControl(
+        restart=f"sudo -n systemctl restart {quoted}",
+        journal=f"journalctl -u {quoted} -n {{lines}} --no-pager -o cat",
+        follow=f"journalctl -u {quoted} -f -o json",
+    )
+
+
+def supervisor_service(supervisorctl: str, program: str, log_file: str) -> ServiceControl:
+    """A virtual Pi: its supervisord plays systemd's part."""
+    return ServiceControl(
+        restart=f"{supervisorctl} restart {shlex.quote(program)}",
+        journal=f"tail -n {{lines}} {shlex.quote(log_file)}",
+        follow=f"tail -n 0 -F {shlex.quote(log_file)}",
+    )
+
+
+@dataclass(frozen=True)
+class DeployTarget:
+    root: str  # absolute path on the Pi
+    python: str  # the Pi's Python, which builds the firmware's venv
+    packages: str  # "wheelhouse" (the host pushes wheels) or "online" (the Pi pip-installs)
+    service: ServiceControl
+    health_url: str
+    health_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    release: str
+    files_sent: int
+    bytes_sent: int
+    files_removed: int
+    seconds: float
+    venv_built: bool
+
+    @property
+    def noop(self) -> bool:
+        return self.files_sent == 0 and self.files_removed == 0 and not self.venv_built
+
+    def line(self) -> str:
+        return (
+            f"release {self.release}: {self.files_sent} files ({self.bytes_sent} bytes) sent, "
+            f"{self.files_removed} removed, in {self.seconds:.2f} s"
+        )
+
+
+def socketio_problem(url: str, timeout: float) -> str | None:
+    """None when a Socket.IO client connects and gets ``connection_status``; else what went wrong."""
+
+    async def probe() -> None:
+        client = WebSocketTestClient(url, None, name="deploy", default_timeout=max(timeout, 0.5))
+        try:
+            await client.connect()
+        finally:
+            await client.disconnect()
+
+    try:
+        asyncio.run(probe())
+    except (ConnectionError, TimeoutError) as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def requirements_hash(firmware: Path) -> str:
+    requirements = firmware / "requirements.txt"
+    if not requirements.is_file():
+        raise DeployError(f"{firmware} has no requirements.txt; a deployable firmware tree needs one")
+    return hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+
+
+class Deployer:
+    def __init__(self, ssh: SshSession, target: DeployTarget, progress: Progress | None = None) -> None:
+        self.ssh = ssh
+        self.target = target
+        self.progress = progress
+        self.root = target.root.rstrip("/")
+
+    def _sh(self, command: str, timeout: float = 60.0) -> str:
+        return self.ssh.run(command, timeout=timeout).check().stdout
+
+    def _q(self, *parts: str) -> str:
+        return shlex.quote("/".join([self.root, *parts]))
+
+    # -- state on the Pi ---------------------------------------------------------------------
+    def deployed_manifest(self) -> Manifest | None:
+        try:
+            with self.ssh.sftp().open(f"{self.root}/current/{MANIFEST_NAME}") as stream:
+                return Manifest.from_json(stream.read().decode())
+        except FileNotFoundError:
+            return None
+
+    def current_release(self) -> str | None:
+        result = self.ssh.run(f"readlink {self._q('current')}")
+        return result.stdout.strip().rsplit("/", 1)[-1] if result.ok and result.stdout.strip() else None
+
+    def releases(self) -> list[str]:
+        out = self._sh(f"mkdir -p {self._q('releases')} && ls -1 {self._q('releases')}")
+        return sorted(name for name in out.split() if not name.endswith(".partial"))
+
+    def plan(self, firmware: Path) -> tuple[Manifest, Plan]:
+        local = build_manifest(firmware)
+        return local, plan(local, self.deployed_manifest())
+
+    # -- deploy ------------------------------------------------------------------------------
+    def deploy(self, firmware: Path) -> DeployResult:
+        started = time.monotonic()
+        req_hash = requirements_hash(firmware)
+        local, changes = self.plan(firmware)
+        venv_ready = self._venv_ready(req_hash)
+        current = self.current_release()
+        if changes.empty and venv_ready and current is not None:
+            return DeployResult(current, 0, 0, 0, time.monotonic() - started, False)
+
+        release = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + local.tree_hash[:8]
+        partial = f"releases/{release}.partial"
+        self._sh(
+            f"mkdir -p {self._q('releases')} {self._q('venvs')} {self._q('data')} && rm -rf {self._q(partial)} && "
+            f"if [ -d {self._q('current')}/ ]; then cp -al {self._q('current')}/. {self._q(partial)}; "
+            f"else mkdir {self._q(partial)}; fi"
+        )
+        try:
+            self._remove(partial, changes.removed)
+            sent = self._upload(firmware, partial, changes.upload(), local)
+            venv_built = False if venv_ready else self._build_venv(firmware, req_hash)
+            self._finish_release(partial, release, local, req_hash)
+        except (SshError, OSError, EOFError, paramiko.SSHException) as exc:
+            raise DeployError(
+                f"deploy of release {release} failed before the switch: {exc}. "
+                f"The running release ({current or 'none'}) is untouched; deploy again when the cause is fixed"
+            ) from exc
+        self._switch(release)
+        self.restart_and_wait()
+        self._prune(keep={release, current})
+        return DeployResult(
+            release, len(changes.upload()), sent, len(changes.removed), time.monotonic() - started, venv_built
+        )
+
+    def _remove(self, partial: str, removed: list[str]) -> None:
+        if removed:
+            paths = " ".join(self._q(partial, p) for p in removed)
+            self._sh(f"rm -f {paths}")
+
+    def _upload(self, firmware: Path, partial: str, files: list[str], local: Manifest) -> int:
+        if not files:
+            return 0
+        parents = sorted({str(Path(f).parent) for f in files if str(Path(f).parent) != "."})
+        if parents:
+            self._sh("mkdir -p " + " ".join(self._q(partial, p) for p in parents))
+        sftp = self.ssh.sftp()
+        total = sum(local.files[f].size for f in files)
+        sent = 0
+        for done, name in enumerate(files, start=1):
+            remote = f"{self.root}/{partial}/{name}"
+            staging = remote + ".rig-upload"
+            sftp.put(str(firmware / name), staging, confirm=True)
+            sftp.chmod(staging, local.files[name].mode)
+            sftp.posix_rename(staging, remote)  # replaces a hard link, never writes through it
+            sent += local.files[name].size
+            if self.progress is not None:
+                self.progress(name, done, len(files), sent, total)
+        return sent
+
+    def _venv_ready(self, req_hash: str) -> bool:
+        return self.ssh.run(f"test -f {self._q('venvs', req_hash, '.rig-complete')}").ok
+
+    def _build_venv(self, firmware: Path, req_hash: str) -> bool:
+        venv = self._q("venvs", req_hash)
+        requirements = self._q("venvs", f"{req_hash}.requirements.txt")
+        self.ssh.sftp().put(str(firmware / "requirements.txt"), f"{self.root}/venvs/{req_hash}.requirements.txt")
+        if self.target.packages == "wheelhouse":
+            wheelhouse = self._push_wheelhouse(firmware, req_hash)
+            install = f"--no-index --find-links {wheelhouse}"
+        else:
+            install = ""
+        log.info("building the firmware's Python environment %s on the Pi", req_hash)
+        self._sh(
+            f"rm -rf {venv} && {shlex.quote(self.target.python)} -m venv {venv} && "
+            f"{venv}/bin/python -m pip install --quiet --disable-pip-version-check {install} -r {requirements} && "
+            f"touch {venv}/.rig-complete",
+            timeout=900,
+        )
+        return True
+
+    def _push_wheelhouse(self, firmware: Path, req_hash: str) -> str:
+        """Download the wheels for the Pi's Python and platform on the host, and push them."""
+        out = self._sh(
+            f"{shlex.quote(self.target.python)} -c "
+            + shlex.quote("import sys, sysconfig; print(sysconfig.get_platform(), '%d.%d' % sys.version_info[:2])")
+        ).split()
+        platform, version = out[0], out[1]
+        machine = platform.split("-", 1)[1]
+        cache = paths.cache_home() / "wheelhouse" / f"{machine}-cp{version.replace('.', '')}-{req_hash}"
+        if not (cache / ".complete").exists():
+            self._download_wheels(firmware, machine, version, cache)
+        remote = f"{self.root}/wheelhouse/{req_hash}"
+        self._sh(f"mkdir -p {shlex.quote(remote)}")
+        sftp = self.ssh.sftp()
+        present = set(sftp.listdir(remote))
+        for wheel in sorted(cache.glob("*.whl")):
+            if wheel.name not in present:
+                sftp.put(str(wheel), f"{remote}/{wheel.name}")
+        return shlex.quote(remote)
+
+    @staticmethod
+    def _download_wheels(firmware: Path, machine: str, version: str, cache: Path) -> None:
+        """pip fetches wheels for the Pi's platform into the host's cache, once per requirements."""
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="rig-wheelhouse-", dir=cache.parent) as folder:
+            command = [
+                sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                "--only-binary=:all:", "--python-version", version, "--implementation", "cp",
+                "--platform", f"manylinux2014_{machine}", "--platform", f"linux_{machine}",
+                "-r", str(firmware / "requirements.txt"), "-d", folder,
+            ]  # fmt: skip
+            result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+            if result.returncode != 0:
+                tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+                raise DeployError(f"could not build the wheelhouse for linux-{machine} Python {version}: {tail}")
+            for wheel in Path(folder).glob("*.whl"):
+                wheel.replace(cache / wheel.name)
+        (cache / ".complete").touch()
+
+    def _finish_release(self, partial: str, release: str, local: Manifest, req_hash: str) -> None:
+        with self.ssh.sftp().open(f"{self.root}/{partial}/{MANIFEST_NAME}", "w") as stream:
+            stream.write(local.to_json())
+        self._sh(
+            f"ln -sfn ../../venvs/{req_hash} {self._q(partial, '.venv')} && "
+            f"mv -T {self._q(partial)} {self._q('releases', release)}"
+        )
+
+    def _switch(self, release: str) -> None:
+        """One rename switches ``current``: the Pi never sees a half-switched tree."""
+        self._sh(
+            f"ln -sfn releases/{shlex.quote(release)} {self._q('current.new')} && "
+            f"mv -T {self._q('current.new')} {self._q('current')}"
+        )
+        log.info("switched to release %s", release)
+
+    def _prune(self, keep: set[str | None]) -> None:
+        old = [r for r in self.releases()[:-KEEP_RELEASES] if r not in keep]
+        if old:
+            self._sh("rm -rf " + " ".join(self._q("releases", r) for r in old))
+
+    # -- service -------------------------------------------------------------------------------
+    def restart_and_wait(self) -> float:
+        """Restart the service and wait for health; on failure the error ends with the journal."""
+        started = time.monotonic()
+        result = self.ssh.run(self.target.service.restart, timeout=60)
+        if not result.ok:
+            said = (
+                " / ".join((result.stderr.strip() or result.stdout.strip()).splitlines()) or f"exit {result.exit_code}"
+            )
+            raise DeployError(self._failure(f"the service did not start ({said})"))
+        deadline = started + self.target.health_timeout_s
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"{self.target.health_url}/api/health", timeout=2.0)
+                if response.status_code == 200:
+                    problem = socketio_problem(self.target.health_url, min(5.0, deadline - time.monotonic()))
+                    if problem is None:
+                        return time.monotonic() - started
+                    last = f"HTTP healthy, but Socket.IO: {problem}"
+                else:
+                    last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            time.sleep(0.1)
+        raise DeployError(
+            self._failure(
+                f"the firmware was not healthy within {self.target.health_timeout_s:g} s at "
+                f"{self.target.health_url} (last: {last})"
+            )
+        )
+
+    def _failure(self, reason: str) -> str:
+        return f"{reason}. Roll back with 'rig deploy --rollback'. Last lines of the journal:\n{self.journal(20)}"
+
+    def journal(self, lines: int = 50) -> str:
+        return self.ssh.run(self.target.service.journal.format(lines=int(lines)), timeout=30).stdout
+
+    def rollback(self) -> str:
+        current = self.current_release()
+        releases = self.releases()
+        if current not in releases or releases.index(current) == 0:
+            raise DeployError(f"no release before {current or 'the current one'} to roll back to (have: {releases})")
+        previous = releases[releases.index(current) - 1]
+        self._switch(previous)
+        self.restart_and_wait()
+        return previous

@@ -1,0 +1,134 @@
+"""`rig deploy` to a virtual Pi with its own sshd: only changes are sent, releases switch atomically,
+a broken upload or an unhealthy release leaves the Pi recoverable, and rollback works."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rig import paths
+from rig.deploy import Deployer, DeployError
+from rig.manifest import MANIFEST_NAME, build_manifest
+from rig.ssh import SshSession
+from rig.virtual_pi import SimSettings, VirtualPi
+
+from .conftest import pid_alive, run_rig
+
+
+@pytest.fixture
+def firmware(tmp_path: Path) -> Path:
+    """A private copy of the reference firmware that a test may edit."""
+    return Path(
+        shutil.copytree(paths.FIRMWARE_DIR, tmp_path / "firmware", ignore=shutil.ignore_patterns("__pycache__"))
+    )
+
+
+@pytest.fixture
+def ssh_pi(tmp_path: Path):
+    virtual_pi = VirtualPi(tmp_path / "pi", SimSettings(form="ssh"))
+    virtual_pi.up()
+    yield virtual_pi
+    virtual_pi.down()
+
+
+def test_deploy_cycle_through_the_cli(tmp_path: Path, firmware: Path) -> None:
+    state = str(tmp_path / "sim")
+    up = run_rig("sim", "up", "--json", "--state-dir", state)
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    assert info["form"] == "ssh"
+    try:
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{info['url']}/api/health")  # nothing runs until a deploy puts it there
+
+        plan = run_rig("deploy", "--plan", "--firmware", str(firmware), "--state-dir", state)
+        assert plan.returncode == 0, plan.stderr
+        files = len(build_manifest(firmware).files)
+        assert (
+            plan.stdout.strip().splitlines()[-1]
+            == f"plan: {files} to add, 0 to change, 0 to remove, 0 unchanged; nothing sent"
+        )
+        assert not Path(info["deploy_root"], "current").exists(), "--plan sends nothing"
+
+        first = run_rig("deploy", "--firmware", str(firmware), "--state-dir", state, timeout=600)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.startswith("deployed release ")
+        assert f": {files} files (" in first.stdout
+        assert httpx.get(f"{info['url']}/api/health").json()["data"]["status"] == "healthy"
+
+        again = run_rig("deploy", "--firmware", str(firmware), "--state-dir", state)
+        assert again.stdout.startswith("nothing to deploy: release ")
+        assert ": 0 files (0 bytes) sent, 0 removed" in again.stdout
+
+        (firmware / "musicbox" / "__main__.py").write_text(
+            (firmware / "musicbox" / "__main__.py").read_text() + "\n# edited\n"
+        )
+        (firmware / "NOTES.txt").write_text("bench notes\n")
+        changed = run_rig("deploy", "--firmware", str(firmware), "--state-dir", state)
+        assert ": 2 files (" in changed.stdout, changed.stdout + changed.stderr
+        (firmware / "NOTES.txt").unlink()
+        removed = run_rig("deploy", "--firmware", str(firmware), "--state-dir", state)
+        assert ": 0 files (0 bytes) sent, 1 removed" in removed.stdout
+        on_pi = run_rig("ssh", "--state-dir", state, "--", f"ls {info['deploy_root']}/current/")
+        assert "NOTES.txt" not in on_pi.stdout
+        assert "musicbox" in on_pi.stdout
+
+        back = run_rig("deploy", "--rollback", "--state-dir", state)
+        assert back.returncode == 0, back.stderr
+        assert back.stdout.startswith("rolled back to release ")
+        current_notes = run_rig("ssh", "--state-dir", state, "--", f"cat {info['deploy_root']}/current/NOTES.txt")
+        assert current_notes.stdout == "bench notes\n", "the previous release is running again"
+
+        logs = run_rig("logs", "-n", "5", "--state-dir", state)
+        assert logs.returncode == 0
+        assert all(json.loads(line)["level"] for line in logs.stdout.splitlines())
+    finally:
+        run_rig("sim", "down", "--state-dir", state)
+    assert not pid_alive(info["supervisor_pid"])
+
+
+def test_link_drop_during_upload_leaves_the_old_release_running(ssh_pi: VirtualPi, firmware: Path) -> None:
+    with SshSession(ssh_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=10) as ssh:
+        deployer = Deployer(ssh, ssh_pi.deploy_target())
+        good = deployer.deploy(firmware)
+        for name in ("a.txt", "b.txt", "c.txt"):
+            (firmware / name).write_text(name * 1000)
+
+        def drop_link(name: str, done: int, files: int, sent: int, total: int) -> None:
+            if done == 1:
+                ssh.close()  # the connection dies under the upload
+
+        broken = Deployer(ssh, ssh_pi.deploy_target(), progress=drop_link)
+        with pytest.raises(
+            DeployError, match=rf"failed before the switch: .*The running release \({good.release}\) is untouched"
+        ):
+            broken.deploy(firmware)
+        assert deployer.current_release() == good.release
+        assert httpx.get(f"{ssh_pi.info().url}/api/health").status_code == 200  # type: ignore[union-attr]
+
+        result = deployer.deploy(firmware)  # the next deploy completes
+        assert result.release != good.release
+        deployed = ssh.run(f"cat {ssh_pi.deploy_root}/current/{MANIFEST_NAME}").check().stdout
+        assert json.loads(deployed)["tree_hash"] == build_manifest(firmware).tree_hash
+
+
+def test_unhealthy_release_shows_the_journal_and_rolls_back(ssh_pi: VirtualPi, firmware: Path) -> None:
+    with SshSession(ssh_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=10) as ssh:
+        target = replace(ssh_pi.deploy_target(), health_timeout_s=4.0)
+        deployer = Deployer(ssh, target)
+        good = deployer.deploy(firmware)
+        (firmware / "musicbox" / "app.py").write_text("raise RuntimeError('firmware bug: cannot start')\n")
+        with pytest.raises(DeployError) as caught:
+            deployer.deploy(firmware)
+        message = str(caught.value)
+        # supervisord notices the crash at once ("spawn error"); systemd would leave it to the health wait
+        assert "the service did not start" in message or "was not healthy within 4 s" in message
+        assert "Roll back with 'rig deploy --rollback'" in message
+        assert "firmware bug: cannot start" in message, "the journal shows why"
+        assert deployer.rollback() == good.release
+        assert httpx.get(f"{ssh_pi.info().url}/api/health").status_code == 200  # type: ignore[union-attr]
