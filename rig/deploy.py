@@ -173,12 +173,12 @@ class Deployer:
 
         release = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + local.tree_hash[:8]
         partial = f"releases/{release}.partial"
-        self._sh(
-            f"mkdir -p {self._q('releases')} {self._q('venvs')} {self._q('data')} && rm -rf {self._q(partial)} && "
-            f"if [ -d {self._q('current')}/ ]; then cp -al {self._q('current')}/. {self._q(partial)}; "
-            f"else mkdir {self._q(partial)}; fi"
-        )
         try:
+            self._sh(
+                f"mkdir -p {self._q('releases')} {self._q('venvs')} {self._q('data')} && "
+                f"rm -rf {self._q(partial)} && if [ -d {self._q('current')}/ ]; "
+                f"then cp -al {self._q('current')}/. {self._q(partial)}; else mkdir {self._q(partial)}; fi"
+            )
             self._remove(partial, changes.removed)
             sent = self._upload(firmware, partial, changes.upload(), local)
             venv_built = False if venv_ready else self._build_venv(firmware, req_hash)
@@ -281,8 +281,13 @@ class Deployer:
         (cache / ".complete").touch()
 
     def _finish_release(self, partial: str, release: str, local: Manifest, req_hash: str) -> None:
-        with self.ssh.sftp().open(f"{self.root}/{partial}/{MANIFEST_NAME}", "w") as stream:
+        # The manifest is a hard link of the running release's: written beside it and renamed over
+        # it, like every uploaded file, so the running release keeps describing itself.
+        manifest = f"{self.root}/{partial}/{MANIFEST_NAME}"
+        sftp = self.ssh.sftp()
+        with sftp.open(manifest + ".rig-upload", "w") as stream:
             stream.write(local.to_json())
+        sftp.posix_rename(manifest + ".rig-upload", manifest)
         self._sh(
             f"ln -sfn ../../venvs/{req_hash} {self._q(partial, '.venv')} && "
             f"mv -T {self._q(partial)} {self._q('releases', release)}"

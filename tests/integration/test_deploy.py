@@ -83,6 +83,9 @@ def test_deploy_cycle_through_the_cli(tmp_path: Path, firmware: Path) -> None:
         assert back.stdout.startswith("rolled back to release ")
         current_notes = run_rig("ssh", "--state-dir", state, "--", f"cat {info['deploy_root']}/current/NOTES.txt")
         assert current_notes.stdout == "bench notes\n", "the previous release is running again"
+        # The rolled-back release must still describe itself: the next deploy diffs against it.
+        after_rollback = run_rig("deploy", "--plan", "--firmware", str(firmware), "--state-dir", state)
+        assert after_rollback.stdout.strip().splitlines()[-1].startswith("plan: 0 to add, 0 to change, 1 to remove")
 
         logs = run_rig("logs", "-n", "5", "--state-dir", state)
         assert logs.returncode == 0
