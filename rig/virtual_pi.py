@@ -294,16 +294,18 @@ class VirtualPi:
             f"see {self.state_dir}/sshd.log"
         )
 
-    def ssh_target(self) -> SshTarget:
+    def _ssh_info(self) -> SimInfo:
         info = self.info()
         if info is None or info.form != "ssh":
             raise SimError(f"no virtual Pi with sshd runs in {self.state_dir}; start one with 'rig sim up'")
+        return info
+
+    def ssh_target(self) -> SshTarget:
+        info = self._ssh_info()
         return SshTarget("127.0.0.1", info.ssh_port, info.ssh_user, Path(info.ssh_key), Path(info.known_hosts))
 
     def deploy_target(self) -> DeployTarget:
-        info = self.info()
-        if info is None or info.form != "ssh":
-            raise SimError(f"no virtual Pi with sshd runs in {self.state_dir}; start one with 'rig sim up'")
+        info = self._ssh_info()
         supervisorctl = (
             f"{shlex.quote(sys.executable)} -m supervisor.supervisorctl -c {shlex.quote(str(self.conf_file))}"
         )
