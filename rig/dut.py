@@ -21,7 +21,8 @@ from .ssh import SshError, SshSession
 from .virtual_pi import SimSettings, VirtualPi
 
 # What each kind of DUT offers. "fixture_library" means the rig seeded the music folder itself,
-# so tests may delete and move tracks and the rig can put them back.
+# so tests may delete and move tracks and the rig can put them back; "journal" means the
+# firmware's journal is followed onto each test's timeline (a virtual Pi reached over SSH).
 SIM_CAPABILITIES = frozenset({"http", "socketio", "fixture_library"})
 REMOTE_CAPABILITIES = frozenset({"http", "socketio"})
 
@@ -127,7 +128,7 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
         "sim",
         info.url,
         bench,
-        SIM_CAPABILITIES,
+        SIM_CAPABILITIES | {"journal"} if ssh is not None else SIM_CAPABILITIES,
         virtual_pi=virtual_pi,
         firmware_version=str(health.get("version", "unknown")),
         boot_s=info.boot_s,

@@ -24,6 +24,7 @@ from .bench import BenchConfig, BenchFileError, load_bench
 from .contract import ContractError, ContractValidator
 from .dut import BenchError, Dut, attach, start_sim
 from .http import timeline_client
+from .journal import JournalFollower, parse_line
 from .observer import Finding, WebSocketTestClient
 from .summary import render_summary
 from .timeline import Measurement, Timeline
@@ -48,6 +49,7 @@ class RigSession:
     bench_error: str | None = None
     measurements: list[tuple[str, Measurement]] = field(default_factory=list)
     findings: dict[str, list[Finding]] = field(default_factory=dict)
+    live_timeline: Timeline | None = None  # the running test's, for lines that arrive on other threads
     _artifacts: Path | None = None
 
     @property
@@ -131,8 +133,28 @@ def dut(pytestconfig: pytest.Config, bench: BenchConfig, record_testsuite_proper
         ("rig_version", __version__),
     ):
         record_testsuite_property(name, value)
+    follower = _follow_journal(rig, device)
     yield device
+    if follower is not None:
+        follower.stop()
     device.stop()
+
+
+def _follow_journal(rig: RigSession, device: Dut) -> JournalFollower | None:
+    """Follow the firmware's journal into the artifacts and onto each running test's timeline."""
+    if device.ssh is None or device.virtual_pi is None:
+        return None
+
+    def on_line(line: str) -> None:
+        message, level = parse_line(line)
+        if rig.live_timeline is not None:
+            rig.live_timeline.record("journal", "fw", message[:160], level=level)
+
+    follower = JournalFollower(
+        device.ssh, device.virtual_pi.deploy_target().service.follow, rig.artifacts / "journal.log", on_line
+    )
+    follower.start()
+    return follower
 
 
 @pytest.fixture(scope="session")
@@ -154,8 +176,10 @@ def timeline(request: pytest.FixtureRequest) -> Iterator[Timeline]:
     """Every HTTP call, event and stimulus of this test, on one monotonic clock; saved as JSONL."""
     line = Timeline(request.node.nodeid)
     request.node.stash[TIMELINE] = line
-    yield line
     rig = _session(request.config)
+    rig.live_timeline = line
+    yield line
+    rig.live_timeline = None
     for measurement in line.measurements:
         limit = "" if measurement.limit is None else f" limit={measurement.limit:g}"
         request.node.user_properties.append((measurement.name, f"{measurement.value:.3f} {measurement.unit}{limit}"))

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -289,8 +290,11 @@ class SshSession:
         on_stderr: Callable[[str], object] | None = None,
         *,
         timeout: float = 300.0,
+        stop: threading.Event | None = None,
     ) -> CommandResult:
-        """Run a long command, handing each complete output line to the callbacks as it arrives."""
+        """Run a long command, handing each complete output line to the callbacks as it arrives.
+
+        ``stop`` ends it early from another thread (within a second); its exit code is then -1."""
         started = time.monotonic()
         deadline = started + timeout
         channel = self._channel(timeout)
@@ -302,7 +306,7 @@ class SshSession:
                     out.feed(channel.recv(65536))
                 elif channel.recv_stderr_ready():
                     err.feed(channel.recv_stderr(65536))
-                elif channel.exit_status_ready():
+                elif channel.exit_status_ready() or (stop is not None and stop.is_set()):
                     break
                 elif (remaining := deadline - time.monotonic()) <= 0:
                     raise CommandTimeout(
@@ -310,7 +314,7 @@ class SshSession:
                     )
                 else:
                     select.select([channel], [], [], min(remaining, 1.0))
-            code = channel.recv_exit_status()
+            code = channel.recv_exit_status() if channel.exit_status_ready() else -1
         finally:
             channel.close()
         return CommandResult(command, code, out.text(), err.text(), time.monotonic() - started)

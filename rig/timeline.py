@@ -19,7 +19,7 @@ from typing import Any
 class Entry:
     mono_ns: int
     t: float  # seconds since the timeline started
-    kind: str  # "http", "event", "stimulus", "note"
+    kind: str  # "http", "event", "stimulus", "journal", "note"
     source: str  # which client or driver
     name: str
     detail: dict[str, Any] = field(default_factory=dict)
@@ -29,7 +29,7 @@ class Entry:
         return f"+{self.t:8.3f}s {self.kind:<8} {self.source:<6} {self.name} {summary}".rstrip()
 
 
-_SUMMARY_KEYS = ("seq", "status", "ms", "note", "repeat", "event_id")
+_SUMMARY_KEYS = ("seq", "status", "ms", "note", "repeat", "event_id", "level")
 
 
 @dataclass(frozen=True)

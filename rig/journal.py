@@ -1,0 +1,63 @@
+"""Follows the firmware's journal during a test run: into a file with the artifacts, and onto the
+timeline of the test that is running, so a failure shows the firmware's own words beside the events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .ssh import SshError, SshSession
+
+log = logging.getLogger(__name__)
+
+FOLLOW_FOREVER_S = 10**9  # the follower runs until stopped
+
+
+def parse_line(line: str) -> tuple[str, str]:
+    """(message, level) of one journal line: the firmware's JSON lines, journald's JSON, or plain text."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line, ""
+    if not isinstance(record, dict):
+        return line, ""
+    message = record.get("msg") or record.get("MESSAGE") or line
+    level = record.get("level") or record.get("PRIORITY") or ""
+    return str(message), str(level)
+
+
+class JournalFollower:
+    def __init__(self, ssh: SshSession, command: str, sink: Path, on_line: Callable[[str], None]) -> None:
+        self._ssh = ssh
+        self._command = command
+        self._sink = sink
+        self._on_line = on_line
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="journal-follower", daemon=True)
+        self.lines = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        self._sink.parent.mkdir(parents=True, exist_ok=True)
+        with self._sink.open("a", encoding="utf-8") as out:
+
+            def take(line: str) -> None:
+                out.write(line + "\n")
+                out.flush()
+                self.lines += 1
+                self._on_line(line)
+
+            try:
+                self._ssh.stream(self._command, take, timeout=FOLLOW_FOREVER_S, stop=self._stop)
+            except SshError as exc:
+                log.warning("stopped following the firmware journal: %s", exc)
