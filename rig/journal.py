@@ -38,7 +38,6 @@ class JournalFollower:
         self._on_line = on_line
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="journal-follower", daemon=True)
-        self.lines = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -54,7 +53,6 @@ class JournalFollower:
             def take(line: str) -> None:
                 out.write(line + "\n")
                 out.flush()
-                self.lines += 1
                 self._on_line(line)
 
             try:

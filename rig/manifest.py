@@ -37,10 +37,6 @@ class Manifest:
         """One hash for the whole tree: equal trees, equal hashes, whatever the order of the walk."""
         return hashlib.sha256(self._canonical().encode()).hexdigest()
 
-    @property
-    def total_bytes(self) -> int:
-        return sum(entry.size for entry in self.files.values())
-
     def to_json(self) -> str:
         files = {path: vars(entry) for path, entry in self.files.items()}
         return json.dumps({"tree_hash": self.tree_hash, "files": files}, sort_keys=True, indent=1)
