@@ -19,7 +19,7 @@ import httpx
 from . import __version__, paths
 from .bench import BenchConfig, BenchFileError, load_bench
 from .contract import ContractError, ContractValidator
-from .deploy import Deployer, DeployError, DeployTarget, systemd_service
+from .deploy import FOLLOW_READY, Deployer, DeployError, DeployTarget, systemd_service
 from .dut import sim_settings
 from .enroll import enroll
 from .observer import CapturedEvent, WebSocketTestClient
@@ -271,7 +271,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     try:
         with remote.ssh:
             if args.follow:
-                remote.ssh.stream(remote.target.service.follow, lambda line: print(line, flush=True), timeout=10**9)
+                remote.ssh.stream(
+                    remote.target.service.follow,
+                    lambda line: None if line == FOLLOW_READY else print(line, flush=True),
+                    timeout=10**9,
+                )
             else:
                 print(Deployer(remote.ssh, remote.target).journal(args.lines), end="")
     except SshError as exc:

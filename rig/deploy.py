@@ -46,6 +46,11 @@ class DeployError(RuntimeError):
     """A deploy that did not complete; the message says what happened and what still runs."""
 
 
+# A follow command prints this line once it has fixed where it starts reading; every journal line
+# written after the marker is streamed, so a follower that waits for it misses nothing.
+FOLLOW_READY = "rig-follow-ready"
+
+
 @dataclass(frozen=True)
 class ServiceControl:
     """How the firmware's service is restarted and its journal read, as shell commands on the Pi."""
@@ -61,7 +66,10 @@ def systemd_service(unit: str) -> ServiceControl:
     return ServiceControl(
         restart=f"sudo -n systemctl restart {quoted}",
         journal=f"journalctl -u {quoted} -n {{lines}} --no-pager -o cat",
-        follow=f"journalctl -u {quoted} -f -o json",
+        follow=(
+            f"since=$(date '+%Y-%m-%d %H:%M:%S'); echo {FOLLOW_READY}; "
+            f'exec journalctl -u {quoted} -f -o json --since "$since"'
+        ),
     )
 
 
@@ -70,7 +78,10 @@ def supervisor_service(supervisorctl: str, program: str, log_file: str) -> Servi
     return ServiceControl(
         restart=f"{supervisorctl} restart {shlex.quote(program)}",
         journal=f"tail -n {{lines}} {shlex.quote(log_file)}",
-        follow=f"tail -n 0 -F {shlex.quote(log_file)}",
+        follow=(
+            f"seen=$(wc -l < {shlex.quote(log_file)} 2>/dev/null || echo 0); echo {FOLLOW_READY}; "
+            f'exec tail -n +"$((seen + 1))" -F {shlex.quote(log_file)}'
+        ),
     )
 
 

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from .deploy import FOLLOW_READY
 from .ssh import SshError, SshSession
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,14 @@ class JournalFollower:
         self._sink = sink
         self._on_line = on_line
         self._stop = threading.Event()
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="journal-follower", daemon=True)
 
-    def start(self) -> None:
+    def start(self, timeout: float = 10.0) -> None:
+        """Start following, and return once the remote side reads from a fixed point: no line is lost."""
         self._thread.start()
+        if not self._ready.wait(timeout):
+            log.warning("the journal follower did not start within %.0f s; early lines may be missing", timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -51,6 +56,9 @@ class JournalFollower:
         with self._sink.open("a", encoding="utf-8") as out:
 
             def take(line: str) -> None:
+                if line == FOLLOW_READY and not self._ready.is_set():
+                    self._ready.set()
+                    return
                 out.write(line + "\n")
                 out.flush()
                 self._on_line(line)
@@ -59,3 +67,5 @@ class JournalFollower:
                 self._ssh.stream(self._command, take, timeout=FOLLOW_FOREVER_S, stop=self._stop)
             except SshError as exc:
                 log.warning("stopped following the firmware journal: %s", exc)
+            finally:
+                self._ready.set()  # never leave start() waiting on a follower that died
