@@ -41,10 +41,7 @@ class CliError(Exception):
 def _virtual_pi(args: argparse.Namespace) -> VirtualPi:
     settings = SimSettings()
     if getattr(args, "bench", None):
-        try:
-            bench = load_bench(Path(args.bench))
-        except BenchFileError as exc:
-            raise CliError(str(exc), EXIT_USAGE) from None
+        bench = _load(args.bench)
         if not bench.is_sim:
             raise CliError(f"{args.bench}: [bench] kind is {bench.kind!r}; 'rig sim' needs kind = \"sim\"", EXIT_USAGE)
         settings = sim_settings(bench)

@@ -16,7 +16,6 @@ running untouched, so a broken upload (link down, disk full) leaves the Pi as it
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import shlex
@@ -28,12 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import paramiko
 
 from . import paths
+from .health import wait_healthy
 from .manifest import MANIFEST_NAME, Manifest, Plan, build_manifest, plan
-from .observer import WebSocketTestClient
 from .ssh import SshError, SshSession
 
 log = logging.getLogger(__name__)
@@ -113,23 +111,6 @@ class DeployResult:
             f"release {self.release}: {self.files_sent} files ({self.bytes_sent} bytes) sent, "
             f"{self.files_removed} removed, in {self.seconds:.2f} s"
         )
-
-
-def socketio_problem(url: str, timeout: float) -> str | None:
-    """None when a Socket.IO client connects and gets ``connection_status``; else what went wrong."""
-
-    async def probe() -> None:
-        client = WebSocketTestClient(url, None, name="deploy", default_timeout=max(timeout, 0.5))
-        try:
-            await client.connect()
-        finally:
-            await client.disconnect()
-
-    try:
-        asyncio.run(probe())
-    except (ConnectionError, TimeoutError) as exc:
-        return str(exc).splitlines()[0]
-    return None
 
 
 def requirements_hash(firmware: Path) -> str:
@@ -327,21 +308,11 @@ class Deployer:
                 " / ".join((result.stderr.strip() or result.stdout.strip()).splitlines()) or f"exit {result.exit_code}"
             )
             raise DeployError(self._failure(f"the service did not start ({said})"))
-        deadline = started + self.target.health_timeout_s
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            try:
-                response = httpx.get(f"{self.target.health_url}/api/health", timeout=2.0)
-                if response.status_code == 200:
-                    problem = socketio_problem(self.target.health_url, min(5.0, deadline - time.monotonic()))
-                    if problem is None:
-                        return time.monotonic() - started
-                    last = f"HTTP healthy, but Socket.IO: {problem}"
-                else:
-                    last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            time.sleep(0.1)
+        last = wait_healthy(
+            self.target.health_url, started + self.target.health_timeout_s - time.monotonic(), socketio=True
+        )
+        if last is None:
+            return time.monotonic() - started
         raise DeployError(
             self._failure(
                 f"the firmware was not healthy within {self.target.health_timeout_s:g} s at "

@@ -22,11 +22,10 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import httpx
-
 from . import paths
 from .deploy import DeployTarget, supervisor_service
 from .fixture_audio import FixtureLibrary
+from .health import wait_healthy
 from .net import free_port
 from .sshd import LocalSshd, SshdError, SshTarget, current_user
 
@@ -262,20 +261,13 @@ class VirtualPi:
         self.conf_file.write_text(rendered)
 
     def _wait_healthy(self, url: str, supervisor_pid: int) -> None:
-        deadline = time.monotonic() + self.settings.boot_timeout_s
-        last = "no answer yet"
-        with httpx.Client(timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                if not _alive(supervisor_pid):
-                    raise SimError(f"supervisord exited during boot; see {self.state_dir}/supervisord.log")
-                try:
-                    response = client.get(f"{url}/api/health")
-                    if response.status_code == 200:
-                        return
-                    last = f"HTTP {response.status_code}"
-                except httpx.TransportError as exc:
-                    last = type(exc).__name__
-                time.sleep(0.05)
+        def check_alive() -> None:
+            if not _alive(supervisor_pid):
+                raise SimError(f"supervisord exited during boot; see {self.state_dir}/supervisord.log")
+
+        last = wait_healthy(url, self.settings.boot_timeout_s, check_alive=check_alive)
+        if last is None:
+            return
         raise SimError(
             f"the firmware was not healthy within {self.settings.boot_timeout_s:g}s at {url} (last: {last}). "
             f"Last lines of its log {self.firmware_log}:\n{self.journal_tail()}"

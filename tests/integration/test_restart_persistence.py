@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import httpx
+import pytest
 
 from rig import paths
 from rig.bench import load_bench
 from rig.contract import ContractValidator
 from rig.dut import start_sim
 from rig.observer import WebSocketTestClient
+from rig.virtual_pi import SimError, SimSettings, VirtualPi
 
 from .conftest import pid_alive
 
@@ -61,3 +66,16 @@ def test_each_test_session_boots_a_fresh_virtual_pi(tmp_path) -> None:
         assert sorted(titles) == ["Chimes", "Evening Tones", "Morning Tones"]
     finally:
         session.stop()
+
+
+def test_firmware_that_never_gets_healthy_fails_the_boot_with_its_log(tmp_path) -> None:
+    """The boot waits within its timeout, then says why, with the firmware's own last lines; nothing stays up."""
+    firmware = Path(shutil.copytree(paths.FIRMWARE_DIR, tmp_path / "firmware"))
+    (firmware / "musicbox" / "app.py").write_text("raise RuntimeError('firmware bug at import')\n")
+    virtual_pi = VirtualPi(tmp_path / "pi", SimSettings(firmware_dir=firmware, form="local", boot_timeout_s=3.0))
+    with pytest.raises(SimError) as caught:
+        virtual_pi.up()
+    message = str(caught.value)
+    assert "the firmware was not healthy within 3s" in message
+    assert "firmware bug at import" in message
+    assert virtual_pi.info() is None, "a failed boot leaves nothing running"
