@@ -14,7 +14,7 @@ from typing import Any
 from . import paths
 
 KINDS = ("sim", "pi")
-SIM_FORMS = ("ssh", "local")
+SIM_FORMS = ("auto", "netns", "ssh", "local")
 
 
 class BenchFileError(ValueError):
@@ -57,7 +57,9 @@ class FirmwareConfig:
 class SimConfig:
     faults: tuple[str, ...] = ()
     position_interval_ms: int = 500
-    form: str = "ssh"  # "ssh": deployed over SSH like a Pi; "local": the firmware runs straight from its tree
+    # "netns": a network namespace host (root); "ssh": an sshd on loopback; both get the firmware by a
+    # real deploy. "local": the firmware runs straight from its tree. "auto": netns as root, else ssh.
+    form: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ def load_bench(file: Path) -> BenchConfig:
     sim = SimConfig(
         faults=sim_t.strings("faults"),
         position_interval_ms=sim_t.integer("position_interval_ms", 500, lo=100, hi=10_000),
-        form=sim_t.string("form", "ssh", choices=SIM_FORMS) or "ssh",
+        form=sim_t.string("form", "auto", choices=SIM_FORMS) or "auto",
     )
     sim_t.finish()
 

@@ -22,10 +22,11 @@ from .contract import ContractError, ContractValidator
 from .deploy import FOLLOW_READY, Deployer, DeployError, DeployTarget, systemd_service
 from .dut import sim_settings
 from .enroll import enroll
+from .netns import NamespaceError
 from .observer import CapturedEvent, WebSocketTestClient
 from .ssh import SshError, SshSession
 from .sshd import SshTarget
-from .virtual_pi import AlreadyRunning, SimError, SimSettings, VirtualPi
+from .virtual_pi import FORMS, AlreadyRunning, SimError, SimSettings, VirtualPi
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -49,6 +50,8 @@ def _virtual_pi(args: argparse.Namespace) -> VirtualPi:
         settings = replace(settings, faults=(*settings.faults, *args.fault))
     if getattr(args, "local", False):
         settings = replace(settings, form="local")
+    elif getattr(args, "form", None):
+        settings = replace(settings, form=args.form)
     return VirtualPi(Path(args.state_dir), settings)
 
 
@@ -64,8 +67,12 @@ def cmd_sim_up(args: argparse.Namespace) -> int:
         raise CliError(f"virtual Pi did not start: {exc}") from None
     if args.json:
         print(json.dumps(asdict(info)))
-    elif info.form == "ssh":
-        print(f"virtual Pi up in {info.boot_s:.2f} s: sshd at {info.ssh_user}@127.0.0.1:{info.ssh_port}")
+    elif info.form != "local":
+        where = f"{info.ssh_user}@{info.ssh_host}:{info.ssh_port}"
+        if info.form == "netns":
+            print(f"virtual Pi {info.hostname} up in {info.boot_s:.2f} s: namespace {info.namespace}, sshd at {where}")
+        else:
+            print(f"virtual Pi up in {info.boot_s:.2f} s: sshd at {where}")
         print(f"  no firmware yet: put it there with 'rig deploy'; it will answer at {info.url}")
         print(f"  firmware log  {info.firmware_log}")
         print("  then          rig events   |   rig logs   |   stop: rig sim down")
@@ -97,6 +104,24 @@ def cmd_sim_status(args: argparse.Namespace) -> int:
         uptime = time.time() - info.started_at
         print(f"virtual Pi at {info.url}: firmware {program}, health {health}, up {uptime:.0f} s")
         print(f"  supervisord PID {info.supervisor_pid}, state {info.state_dir}")
+    return EXIT_OK
+
+
+def cmd_sim_reboot(args: argparse.Namespace) -> int:
+    try:
+        off = VirtualPi(Path(args.state_dir)).power_cycle(args.off)
+    except SimError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    print(f"virtual Pi power-cycled ({off:.1f} s off); its SSH sessions were cut, the firmware restarts by itself")
+    return EXIT_OK
+
+
+def cmd_sim_link(args: argparse.Namespace) -> int:
+    try:
+        VirtualPi(Path(args.state_dir)).set_link(args.state == "up")
+    except (SimError, NamespaceError) as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    print(f"virtual Pi link {args.state}")
     return EXIT_OK
 
 
@@ -340,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--json", action="store_true", help="print one JSON object (url, port, PIDs, paths)")
     up.add_argument("--bench", metavar="FILE", help="sim bench file for firmware path, faults and timeouts")
     up.add_argument("--fault", action="append", metavar="FAULT", help="add a contract-breaking firmware mode")
+    up.add_argument(
+        "--form",
+        choices=("auto", *FORMS),
+        help="netns: a namespace host (root); ssh: sshd on loopback; local: no sshd (default auto: netns as root)",
+    )
     up.add_argument("--local", action="store_true", help="no sshd: run the firmware straight from its tree (form c)")
     up.set_defaults(func=cmd_sim_up)
     status = sim.add_parser("status", help="say what runs")
@@ -347,7 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_sim_status)
     down = sim.add_parser("down", help="stop everything 'up' started")
     down.set_defaults(func=cmd_sim_down)
-    for sub in (up, status, down):
+    reboot = sim.add_parser("reboot", help="power-cycle the virtual Pi: every process and SSH session stops")
+    reboot.add_argument("--off", type=float, default=1.0, metavar="S", help="seconds without power (default 1)")
+    reboot.set_defaults(func=cmd_sim_reboot)
+    link = sim.add_parser("link", help="take the namespace virtual Pi's network link down or up")
+    link.add_argument("state", choices=("down", "up"))
+    link.set_defaults(func=cmd_sim_link)
+    for sub in (up, status, down, reboot, link):
         sub.add_argument(
             "--state-dir", default=default_state, help=f"the virtual Pi's folder (default {default_state})"
         )

@@ -165,10 +165,12 @@ class Deployer:
 
         release = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + local.tree_hash[:8]
         partial = f"releases/{release}.partial"
+        self._check_space(sum(local.files[f].size for f in changes.upload()))
         try:
             self._sh(
                 f"mkdir -p {self._q('releases')} {self._q('venvs')} {self._q('data')} && "
-                f"rm -rf {self._q(partial)} && if [ -d {self._q('current')}/ ]; "
+                f"rm -rf {self._q('releases')}/*.partial && "  # what a broken deploy left
+                f"if [ -d {self._q('current')}/ ]; "
                 f"then cp -al {self._q('current')}/. {self._q(partial)}; else mkdir {self._q(partial)}; fi"
             )
             self._remove(partial, changes.removed)
@@ -177,7 +179,7 @@ class Deployer:
             self._finish_release(partial, release, local, req_hash)
         except (SshError, OSError, EOFError, paramiko.SSHException) as exc:
             raise DeployError(
-                f"deploy of release {release} failed before the switch: {exc}. "
+                f"deploy of release {release} failed before the switch: {self._explain(exc, partial)}. "
                 f"The running release ({current or 'none'}) is untouched; deploy again when the cause is fixed"
             ) from exc
         self._switch(release)
@@ -186,6 +188,34 @@ class Deployer:
         return DeployResult(
             release, len(changes.upload()), sent, len(changes.removed), time.monotonic() - started, venv_built
         )
+
+    def _free_kib(self) -> int | None:
+        result = self.ssh.run(f"df -Pk {self._q()} | tail -n 1", timeout=15)
+        fields = result.stdout.split()
+        return int(fields[3]) if result.ok and len(fields) > 3 and fields[3].isdigit() else None
+
+    def _check_space(self, upload_bytes: int) -> None:
+        """Refuse before the upload when the Pi's disk cannot hold what is about to be sent."""
+        free = self._free_kib()
+        needed = upload_bytes // 1024 + 1
+        if free is not None and free < needed:
+            raise DeployError(
+                f"the Pi's disk is full: {free} KiB free under {self.root}, the upload needs {needed} KiB"
+            )
+
+    def _explain(self, exc: BaseException, partial: str) -> str:
+        """One line on why the deploy broke; cleans up the partial release when the Pi is still reachable."""
+        reason = str(exc) or type(exc).__name__
+        if not self.ssh.connected:
+            return f"the connection to {self.ssh.where} was lost ({reason})"
+        try:
+            self.ssh.run(f"rm -rf {self._q(partial)}", timeout=60)
+            free = self._free_kib()
+        except SshError:
+            return reason
+        if free is not None and free < 1024:
+            return f"the Pi's disk is full ({free} KiB free under {self.root}; the SFTP server said: {reason})"
+        return reason
 
     def _remove(self, partial: str, removed: list[str]) -> None:
         if removed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +17,15 @@ import httpx
 
 from .bench import BenchConfig
 from .deploy import Deployer, DeployError, DeployResult
-from .fixture_audio import FixtureLibrary
+from .health import wait_healthy
 from .ssh import SshError, SshSession
-from .virtual_pi import SimSettings, VirtualPi
+from .virtual_pi import SimError, SimSettings, VirtualPi
 
 # What each kind of DUT offers. "fixture_library" means the rig seeded the music folder itself,
 # so tests may delete and move tracks and the rig can put them back; "journal" means the
-# firmware's journal is followed onto each test's timeline (a virtual Pi reached over SSH).
-SIM_CAPABILITIES = frozenset({"http", "socketio", "fixture_library"})
+# firmware's journal is followed onto each test's timeline (a virtual Pi reached over SSH);
+# "power" means the rig can cut the DUT's power and boot it again.
+SIM_CAPABILITIES = frozenset({"http", "socketio", "fixture_library", "power"})
 REMOTE_CAPABILITIES = frozenset({"http", "socketio"})
 
 log = logging.getLogger(__name__)
@@ -65,10 +67,27 @@ class Dut:
         """Put back fixture tracks that a test deleted or moved, and have the firmware rescan."""
         if self.virtual_pi is None:
             raise BenchError("only a virtual Pi's library can be reseeded by the rig")
-        written = FixtureLibrary.load().seed(self.virtual_pi.music_dir)
+        written = self.virtual_pi.reseed_library()
         if written:
             httpx.post(f"{self.url}/api/playlists/sync", timeout=self.bench.timeouts.http_s).raise_for_status()
         return written
+
+    def power_cycle(self, off_s: float = 1.0) -> float:
+        """Cut the DUT's power and boot it again, then wait until the firmware is healthy; returns
+        the seconds from the cut to healthy. SSH sessions are cut too and reconnect on next use."""
+        if self.virtual_pi is None:
+            raise BenchError("this bench has no power control (a relay comes with the power driver)")
+        started = time.monotonic()
+        try:
+            self.virtual_pi.power_cycle(off_s)
+        except SimError as exc:
+            raise BenchError(str(exc)) from None
+        last = wait_healthy(self.url, self.bench.dut.boot_timeout_s, socketio=True)
+        if last is not None:
+            raise BenchError(
+                f"the firmware was not healthy {self.bench.dut.boot_timeout_s:g} s after power came back (last: {last})"
+            )
+        return time.monotonic() - started
 
     def stop(self) -> None:
         if self.ssh is not None:
@@ -114,7 +133,7 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
     ssh: SshSession | None = None
     deployed: DeployResult | None = None
     try:
-        if info.form == "ssh":
+        if info.form != "local":
             ssh = SshSession(virtual_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=bench.dut.boot_timeout_s)
             ssh.connect()
             deployed = Deployer(ssh, virtual_pi.deploy_target()).deploy(bench.firmware.path)

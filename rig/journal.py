@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from .deploy import FOLLOW_READY
-from .ssh import SshError, SshSession
+from .ssh import ConnectionLost, SshError, SshSession
 
 log = logging.getLogger(__name__)
 
 FOLLOW_FOREVER_S = 10**9  # the follower runs until stopped
+QUICK_END_S, MAX_QUICK_ENDS, RETRY_PAUSE_S = 2.0, 5, 0.2
 
 
 def parse_line(line: str) -> tuple[str, str]:
@@ -56,7 +58,7 @@ class JournalFollower:
         with self._sink.open("a", encoding="utf-8") as out:
 
             def take(line: str) -> None:
-                if line == FOLLOW_READY and not self._ready.is_set():
+                if line == FOLLOW_READY:  # once per (re)start of the follow command
                     self._ready.set()
                     return
                 out.write(line + "\n")
@@ -64,8 +66,34 @@ class JournalFollower:
                 self._on_line(line)
 
             try:
-                self._ssh.stream(self._command, take, timeout=FOLLOW_FOREVER_S, stop=self._stop)
+                self._follow(take)
             except SshError as exc:
                 log.warning("stopped following the firmware journal: %s", exc)
             finally:
                 self._ready.set()  # never leave start() waiting on a follower that died
+
+    def _follow(self, take: Callable[[str], None]) -> None:
+        """Follow until stopped. When the connection drops or the follow command is killed (a
+        reboot), reconnect and follow again; a command that fails by itself ends the follower."""
+        quick_ends = 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                result = self._ssh.stream(self._command, take, timeout=FOLLOW_FOREVER_S, stop=self._stop)
+            except ConnectionLost as exc:
+                why = str(exc)
+            else:
+                if self._stop.is_set():
+                    return
+                said = (result.stderr.strip().splitlines() or [f"exit {result.exit_code}"])[-1]
+                if result.exit_code != -1:  # it gave up by itself: journalctl missing, log unreadable
+                    log.warning("the journal follow command ended by itself: %s", said)
+                    return
+                why = "the follow command was killed"
+            quick_ends = quick_ends + 1 if time.monotonic() - started < QUICK_END_S else 0
+            if quick_ends > MAX_QUICK_ENDS:
+                log.warning("stopped following the firmware journal: it ended %d times in a row (%s)", quick_ends, why)
+                return
+            take(f"(journal: {why}; following again once the Pi answers; lines in between may be missing)")
+            time.sleep(RETRY_PAUSE_S)  # a dying connection finishes dying, rather than serving one more command
+            self._ssh.ensure_connected()  # within the boot timeout, else SshError ends the follower

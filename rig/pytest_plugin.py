@@ -50,6 +50,7 @@ class RigSession:
     measurements: list[tuple[str, Measurement]] = field(default_factory=list)
     findings: dict[str, list[Finding]] = field(default_factory=dict)
     live_timeline: Timeline | None = None  # the running test's, for lines that arrive on other threads
+    reconnects: list[str] = field(default_factory=list)  # SSH reconnects during the run, in one line each
     _artifacts: Path | None = None
 
     @property
@@ -133,11 +134,20 @@ def dut(pytestconfig: pytest.Config, bench: BenchConfig, record_testsuite_proper
         ("rig_version", __version__),
     ):
         record_testsuite_property(name, value)
+    if device.ssh is not None:
+        device.ssh.on_reconnect = lambda message: _note_reconnect(rig, message)
     follower = _follow_journal(rig, device)
     yield device
     if follower is not None:
         follower.stop()
     device.stop()
+
+
+def _note_reconnect(rig: RigSession, message: str) -> None:
+    """A reboot or link drop mid-session is part of the story: on the running test's timeline and in the summary."""
+    rig.reconnects.append(message)
+    if rig.live_timeline is not None:
+        rig.live_timeline.record("ssh", "rig", "reconnected", message=message)
 
 
 def _follow_journal(rig: RigSession, device: Dut) -> JournalFollower | None:

@@ -4,7 +4,10 @@ Why each choice:
 - One transport for the whole test session: a new TCP and key exchange per command costs
   tens of milliseconds; a channel on an open transport costs one round trip.
 - TCP_NODELAY: without it, each small command waits about 40 ms on delayed ACKs.
-- Keepalives: a Wi-Fi bench drops idle connections; the session notices and reconnects.
+- Keepalives, and TCP_USER_TIMEOUT as the I/O timeout: a pulled cable loses packets rather than
+  refusing them, and TCP alone would retry for a quarter of an hour; with unacknowledged data
+  (an upload, a keepalive) older than the I/O timeout the kernel drops the connection, every
+  waiting call fails at once with "connection lost", and the next command reconnects.
 - Host keys are pinned in the bench's known_hosts and checked before any secret is sent; an
   unknown or changed key is refused with both fingerprints and the command that fixes it.
 - Connection retries with backoff until the boot timeout, because a Pi that is booting refuses
@@ -53,6 +56,10 @@ class AuthFailed(SshError):
     pass
 
 
+class ConnectionLost(SshError):
+    pass
+
+
 class CommandTimeout(SshError):
     def __init__(self, message: str, stdout: str, stderr: str) -> None:
         super().__init__(message)
@@ -96,9 +103,11 @@ def fetch_host_key(host: str, port: int, timeout: float) -> paramiko.PKey:
         transport.close()
 
 
-def _open_socket(host: str, port: int, timeout: float) -> socket.socket:
+def _open_socket(host: str, port: int, timeout: float, io_timeout: float | None = None) -> socket.socket:
     sock = socket.create_connection((host, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if io_timeout is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(io_timeout * 1000))
     return sock
 
 
@@ -133,18 +142,24 @@ class SshSession:
         enroll_hint: str,
         connect_timeout_s: float = 10.0,
         boot_timeout_s: float = 60.0,
-        keepalive_s: int = 15,
+        keepalive_s: int = 5,
+        io_timeout_s: float = 20.0,
         password: str | None = None,
+        on_reconnect: Callable[[str], object] | None = None,
     ) -> None:
         self.target = target
         self.enroll_hint = enroll_hint
         self.connect_timeout_s = connect_timeout_s
         self.boot_timeout_s = boot_timeout_s
         self.keepalive_s = keepalive_s
+        self.io_timeout_s = io_timeout_s
         self._password = password  # first provisioning only; never logged
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        # The journal follower's thread and the test's thread share the session; one reconnects.
+        self._lock = threading.RLock()
         self.reconnects = 0
+        self.on_reconnect = on_reconnect  # told, in one line, each time the session had to reconnect
 
     @property
     def where(self) -> str:
@@ -178,7 +193,7 @@ class SshSession:
             delay = min(delay * 2, BACKOFF_MAX_S)
 
     def _connect_once(self) -> None:
-        sock = _open_socket(self.target.host, self.target.port, self.connect_timeout_s)
+        sock = _open_socket(self.target.host, self.target.port, self.connect_timeout_s, self.io_timeout_s)
         transport = paramiko.Transport(sock)
         try:
             transport.start_client(timeout=self.connect_timeout_s)
@@ -243,21 +258,33 @@ class SshSession:
         return True
 
     def ensure_connected(self) -> bool:
-        """Reconnect if the transport died (a reboot); True when it had to."""
-        if self.connected:
-            return False
-        log.warning("ssh %s lost; reconnecting within %.0f s", self.where, self.boot_timeout_s)
-        self.close()
-        self.connect()
-        self.reconnects += 1
-        return True
+        """Reconnect if the transport died (a reboot, a pulled cable); True when it had to."""
+        with self._lock:
+            if self.connected:
+                return False
+            was_open = self._transport is not None
+            log.warning("ssh %s lost; reconnecting within %.0f s", self.where, self.boot_timeout_s)
+            started = time.monotonic()
+            self.close()
+            self.connect()
+            if was_open:
+                self.reconnects += 1
+                message = (
+                    f"ssh reconnected to {self.where} after {time.monotonic() - started:.1f} s "
+                    f"(reconnect {self.reconnects}: the connection was lost; the Pi rebooted or its link dropped)"
+                )
+                log.warning("%s", message)
+                if self.on_reconnect is not None:
+                    self.on_reconnect(message)
+            return True
 
     def close(self) -> None:
-        if self._sftp is not None:
-            self._sftp.close()
-        if self._transport is not None:
-            self._transport.close()
-        self._transport, self._sftp = None, None
+        with self._lock:
+            if self._sftp is not None:
+                self._sftp.close()
+            if self._transport is not None:
+                self._transport.close()
+            self._transport, self._sftp = None, None
 
     def __enter__(self) -> SshSession:
         self.connect()
@@ -269,14 +296,16 @@ class SshSession:
     # -- commands --------------------------------------------------------------------------
     def _channel(self, timeout: float) -> paramiko.Channel:
         self.ensure_connected()
-        assert self._transport is not None
+        transport = self._transport
+        assert transport is not None
         try:
-            return self._transport.open_session(timeout=timeout)
+            return transport.open_session(timeout=timeout)
         except (paramiko.SSHException, EOFError, OSError):
-            if self._transport.is_active():
+            if transport.is_active():
                 raise
         # The connection died under us (the Pi rebooted) before paramiko noticed: reconnect once.
         self.ensure_connected()
+        assert self._transport is not None
         return self._transport.open_session(timeout=timeout)
 
     def run(self, command: str, timeout: float = 30.0) -> CommandResult:
@@ -298,6 +327,7 @@ class SshSession:
         started = time.monotonic()
         deadline = started + timeout
         channel = self._channel(timeout)
+        transport = channel.get_transport()
         out, err = _Lines(on_stdout), _Lines(on_stderr)
         try:
             channel.exec_command(command)
@@ -306,26 +336,31 @@ class SshSession:
                     out.feed(channel.recv(65536))
                 elif channel.recv_stderr_ready():
                     err.feed(channel.recv_stderr(65536))
-                elif channel.exit_status_ready() or (stop is not None and stop.is_set()):
+                elif channel.status_event.is_set() or (stop is not None and stop.is_set()):
                     break
+                elif channel.closed or not transport.is_active():
+                    if not transport.is_active():
+                        raise ConnectionLost(f"lost the connection to {self.where} while running {command!r}")
+                    break  # closed without an exit status: the command died of a signal
                 elif (remaining := deadline - time.monotonic()) <= 0:
                     raise CommandTimeout(
                         f"{command!r} on {self.where} still running after {timeout:g} s", out.text(), err.text()
                     )
                 else:
                     select.select([channel], [], [], min(remaining, 1.0))
-            code = channel.recv_exit_status() if channel.exit_status_ready() else -1
+            code = channel.recv_exit_status() if channel.status_event.is_set() else -1
         finally:
             channel.close()
         return CommandResult(command, code, out.text(), err.text(), time.monotonic() - started)
 
     # -- files -----------------------------------------------------------------------------
     def sftp(self) -> paramiko.SFTPClient:
-        if self.ensure_connected() or self._sftp is None:
-            assert self._transport is not None
-            self._sftp = paramiko.SFTPClient.from_transport(self._transport)
-            assert self._sftp is not None
-        return self._sftp
+        with self._lock:
+            if self.ensure_connected() or self._sftp is None:
+                assert self._transport is not None
+                self._sftp = paramiko.SFTPClient.from_transport(self._transport)
+                assert self._sftp is not None
+            return self._sftp
 
     def socket_option(self, level: int, option: int) -> int:
         """A socket option of the live connection (tests check TCP_NODELAY with it)."""

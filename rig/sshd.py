@@ -56,6 +56,9 @@ class LocalSshd:
     address: str
     port: int
     user: str
+    # A dedicated account (the namespace form): keys in its home, checked strictly, no root login.
+    # Otherwise the keys stay in the rig's state folder, which may be group-writable.
+    own_account: bool = False
 
     @property
     def host_key(self) -> Path:
@@ -99,16 +102,15 @@ class LocalSshd:
                     f"ListenAddress {self.address}:{self.port}",
                     f"HostKey {self.host_key}",
                     f"PidFile {self.folder / 'sshd.pid'}",
-                    f"AuthorizedKeysFile {authorized}",
+                    f"AuthorizedKeysFile {'.ssh/authorized_keys' if self.own_account else authorized}",
                     f"AllowUsers {self.user}",
                     "PubkeyAuthentication yes",
                     "PasswordAuthentication no",
                     "KbdInteractiveAuthentication no",
                     # PAM would refuse a user created without a password (a locked account).
                     "UsePAM no",
-                    # The keys live in the rig's state folder, which may be group-writable.
-                    "StrictModes no",
-                    "PermitRootLogin prohibit-password",
+                    f"StrictModes {'yes' if self.own_account else 'no'}",
+                    f"PermitRootLogin {'no' if self.own_account else 'prohibit-password'}",
                     "Subsystem sftp internal-sftp",
                     "ClientAliveInterval 15",
                     "LogLevel INFO",

@@ -34,6 +34,8 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
         lines.append(f"firmware  version {dut.firmware_version}")
         if dut.deployed is not None:
             lines.append(f"deploy    over SSH: {dut.deployed.line()}")
+    if rig.reconnects:
+        lines.append(f"ssh       reconnected {len(rig.reconnects)} time(s) during the run; last: {rig.reconnects[-1]}")
     if rig.bench_error:
         lines.append(f"BENCH ERROR  {rig.bench_error}")
     lines.append(
@@ -75,6 +77,7 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
         "firmware_version": dut.firmware_version if dut else None,
         "deploy": dut.deployed.line() if dut and dut.deployed else None,
         "bench_error": rig.bench_error,
+        "ssh_reconnects": rig.reconnects,
         "counts": counts,
         "wall_s": round(wall_s, 3),
         "figures": figures,

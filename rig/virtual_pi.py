@@ -1,8 +1,14 @@
-"""The virtual Pi, local form (DESIGN.md form (c)): the reference firmware as a supervised local process.
+"""The virtual Pi: the reference firmware on a stand-in for a Raspberry Pi, in one of DESIGN.md's three forms.
 
+- ``netns`` (form (a), root): a network namespace with its own address on a veth pair, a Pi-like
+  hostname, an sshd on port 22 for a dedicated account, and the firmware running as that account.
+- ``ssh`` (form (b)): an sshd on 127.0.0.1 at an ephemeral port, run as the user.
+- ``local`` (form (c)): the firmware straight from its tree, no sshd.
+
+In the first two the firmware arrives only through ``rig deploy`` over real SSH, as on a Pi.
 supervisord, an existing supervisor, runs the firmware the way systemd does on a Pi. One
-virtual Pi lives in one state folder: its supervisord config and PID, the firmware's data and
-music folders, and the firmware log (its journal). ``up`` refuses to start a second one there.
+virtual Pi lives in one state folder: its supervisord config and PID, the Pi's disk (``pi/``),
+and the logs (``logs/``, the firmware's journal). ``up`` refuses to start a second one there.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from .deploy import DeployTarget, supervisor_service
 from .fixture_audio import FixtureLibrary
 from .health import wait_healthy
 from .net import free_port
+from .netns import Namespace, NamespaceError
+from .pi_account import PI_HOME, PI_USER, AccountError, ensure_account
+from .procs import descendants
 from .sshd import LocalSshd, SshdError, SshTarget, current_user
 
 log = logging.getLogger(__name__)
@@ -44,7 +53,33 @@ class AlreadyRunning(SimError):
     pass
 
 
-FORMS = ("ssh", "local")  # DESIGN.md form (b) and form (c); form (a), a network namespace, comes next
+FORMS = ("netns", "ssh", "local")  # DESIGN.md forms (a), (b) and (c)
+# Inside its namespace the virtual Pi has a network stack of its own, so it uses fixed ports as a Pi does.
+PI_HTTP_PORT = 8080
+PI_LOG_DIR = "/var/log/virtual-pi"  # the state folder's logs/, as the Pi's own account sees them
+# The Pi's own supervisorctl (Debian's supervisor package): the Pi-side account cannot run the
+# rig's, whose interpreter may sit under /root.
+PI_SUPERVISORCTL = "/usr/bin/supervisorctl"
+
+# Runs inside the new namespace, as root, before supervisord takes over. /home and /var/log get
+# tmpfs mounts of their own so the Pi's paths exist without touching the machine's.
+BOOT_SCRIPT = """set -eu
+hostname {hostname}
+mount -t tmpfs -o mode=0755,size=1m pi-var-log /var/log
+mkdir {log_dir} && mount --bind {state_logs} {log_dir}
+mount -t tmpfs -o mode=0755,size=1m pi-home /home
+mkdir {home}
+{home_mount}
+exec {supervisord}
+"""
+
+
+def resolve_form(form: str) -> str:
+    """'auto' is the namespace form as root (as in CI), else the SSH form."""
+    if form != "auto":
+        return form
+    return "netns" if os.geteuid() == 0 else "ssh"
+
 
 SSHD_PROGRAM = """
 [program:sshd]
@@ -68,11 +103,14 @@ class SimInfo:
     started_at: float
     boot_s: float
     form: str = "local"
+    ssh_host: str = "127.0.0.1"
     ssh_port: int = 0
     ssh_user: str = ""
     ssh_key: str = ""
     known_hosts: str = ""
-    deploy_root: str = ""
+    deploy_root: str = ""  # as the Pi sees it
+    namespace: str = ""
+    hostname: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,7 +119,8 @@ class SimSettings:
     faults: tuple[str, ...] = ()
     position_interval_ms: int = 500
     boot_timeout_s: float = 20.0
-    form: str = "ssh"
+    form: str = "auto"
+    disk_mb: int = 0  # namespace form: the Pi's home as a tmpfs of this size (a small SD card); 0: a host folder
 
 
 def _alive(pid: int) -> bool:
@@ -111,17 +150,30 @@ class VirtualPi:
         self.settings = settings or SimSettings()
         self.state_file = self.state_dir / "state.json"
         self.conf_file = self.state_dir / "supervisord.conf"
-        self.firmware_log = self.state_dir / "firmware.log"
-        # In the SSH form the firmware lives where a deploy puts it on a Pi: releases, venvs and
-        # data under one root that the rig reaches only over SSH.
-        self.deploy_root = self.state_dir / "pi" / "musicbox"
-        base = self.deploy_root if self.settings.form == "ssh" else self.state_dir
-        self.data_dir = base / "data"
-        self.music_dir = self.data_dir / "music" if self.settings.form == "ssh" else self.state_dir / "music"
-        self.sshd = LocalSshd(self.state_dir / "ssh", "127.0.0.1", 0, current_user())
-        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
+        self.log_dir = self.state_dir / "logs"
+        self.firmware_log = self.log_dir / "firmware.log"
+        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()
+        self.namespace = Namespace(digest[:8])
         # AF_UNIX paths are limited to 108 bytes, so the control socket lives in the temp dir.
-        self.socket_path = Path(tempfile.gettempdir()) / f"rig-sim-{digest}.sock"
+        self.socket_path = Path(tempfile.gettempdir()) / f"rig-sim-{digest[:12]}.sock"
+        # The Pi's disk as the host sees it. In the SSH forms the firmware lives where a deploy
+        # puts it on a Pi: releases, venvs and data under one root reached only over SSH.
+        self.pi_dir = self.state_dir / "pi"
+        self.deploy_root = self.pi_dir / "musicbox"
+        base = self.state_dir if self.settings.form == "local" else self.deploy_root
+        self.data_dir = base / "data"
+        self.music_dir = self.data_dir / "music" if self.settings.form != "local" else self.state_dir / "music"
+        self.sshd = LocalSshd(self.state_dir / "ssh", "127.0.0.1", 0, current_user())
+
+    @property
+    def form(self) -> str:
+        return resolve_form(self.settings.form)
+
+    def on_pi(self, host_path: Path) -> str:
+        """A path of the Pi's disk as the Pi itself sees it (its home in the namespace form)."""
+        if self.form != "netns":
+            return str(host_path)
+        return str(PI_HOME / host_path.relative_to(self.pi_dir))
 
     # -- inspection ------------------------------------------------------------------------
     def info(self) -> SimInfo | None:
@@ -135,15 +187,18 @@ class VirtualPi:
         self.state_file.unlink(missing_ok=True)
         return None
 
-    def program_status(self) -> str:
-        """supervisord's view of the firmware program (RUNNING, BACKOFF, FATAL, ...)."""
-        result = subprocess.run(
-            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(self.conf_file), "status", "firmware"],
+    def _supervisorctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(self.conf_file), *args],
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=timeout,
             check=False,
         )
+
+    def program_status(self, program: str = "firmware") -> str:
+        """supervisord's view of a program (RUNNING, STOPPED, BACKOFF, FATAL, ...)."""
+        result = self._supervisorctl("status", program, timeout=10)
         fields = result.stdout.split()
         return fields[1] if len(fields) > 1 else (result.stdout.strip() or result.stderr.strip() or "unknown")
 
@@ -162,36 +217,46 @@ class VirtualPi:
                 f"a virtual Pi already runs at {running.url} (supervisord PID {running.supervisor_pid}, "
                 f"state {self.state_dir}); stop it with 'rig sim down'"
             )
-        if self.settings.form not in FORMS:
-            raise SimError(f"unknown virtual Pi form {self.settings.form!r}; known: {', '.join(FORMS)}")
+        form = self.form
+        if form not in FORMS:
+            raise SimError(f"unknown virtual Pi form {form!r}; known: auto, {', '.join(FORMS)}")
+        if self.settings.disk_mb and form != "netns":
+            raise SimError("a disk size (disk_mb) needs the namespace form, which mounts the Pi's own tmpfs")
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(mode=0o755, exist_ok=True)
         FixtureLibrary.load().seed(self.music_dir)
-        port = free_port()
-        if self.settings.form == "ssh":
-            self.sshd = replace(self.sshd, port=free_port())
-            try:
+        host, port, hostname = "127.0.0.1", free_port(), ""
+        command = [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf_file)]
+        try:
+            if form == "netns":
+                host, port, hostname = self._prepare_namespace(), PI_HTTP_PORT, f"raspberrypi-{self.namespace.key[:4]}"
+                command = self._namespace_boot(hostname, command)
+            elif form == "ssh":
+                self.sshd = replace(self.sshd, port=free_port())
                 self.sshd.prepare()
-            except (SshdError, subprocess.CalledProcessError) as exc:
-                raise SimError(f"cannot set up the virtual Pi's sshd: {exc}") from None
+        except (SshdError, AccountError, NamespaceError, subprocess.CalledProcessError) as exc:
+            self._remove_namespace()
+            raise SimError(f"cannot set up the virtual Pi ({form} form): {exc}") from None
         self._write_config(port)
         self.socket_path.unlink(missing_ok=True)
         with (self.state_dir / "supervisord.out").open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf_file)],
+                command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # outlives the CLI that started it; 'down' stops it by PID
             )
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://{host}:{port}"
         try:
-            if self.settings.form == "ssh":
-                self._wait_listening(self.sshd.port, process.pid)  # the firmware arrives with 'rig deploy'
-            else:
+            if form == "local":
                 self._wait_healthy(url, process.pid)
+            else:
+                self._wait_listening(host, self.sshd.port, process.pid)  # the firmware arrives with 'rig deploy'
         except SimError:
             self._stop_pid(process.pid)
+            self._remove_namespace()
             raise
         info = SimInfo(
             url=url,
@@ -202,57 +267,149 @@ class VirtualPi:
             music_dir=str(self.music_dir),
             started_at=time.time(),
             boot_s=round(time.monotonic() - started, 3),
-            form=self.settings.form,
+            form=form,
+            hostname=hostname,
+            namespace=self.namespace.name if form == "netns" else "",
             **self._ssh_facts(),
         )
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
         log.info("virtual Pi up at %s in %.2f s", url, info.boot_s)
         return info
 
+    def _prepare_namespace(self) -> str:
+        """The Pi's account, network and sshd; returns the Pi's address."""
+        if not Path(PI_SUPERVISORCTL).exists():
+            raise SimError(f"no {PI_SUPERVISORCTL}: install the supervisor package (make bootstrap does, as root)")
+        account = ensure_account()
+        self._remove_namespace()  # one left by a killed run with this state folder
+        address = self.namespace.create()
+        self.sshd = LocalSshd(self.state_dir / "ssh", address, 22, PI_USER, own_account=True)
+        self.sshd.prepare()
+        ssh_dir = self.pi_dir / ".ssh"
+        ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (ssh_dir / "authorized_keys").write_text(self.sshd.client_key.with_suffix(".pub").read_text())
+        self.pi_dir.chmod(0o755)
+        self._give_to_pi(self.pi_dir, account.pw_uid, account.pw_gid)
+        return address
+
+    @staticmethod
+    def _give_to_pi(root: Path, uid: int, gid: int) -> None:
+        """Everything on the Pi's disk belongs to the Pi's account, as files it wrote itself would."""
+        os.chown(root, uid, gid)
+        for folder, dirs, files in os.walk(root):
+            for name in (*dirs, *files):
+                os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+
+    def _namespace_boot(self, hostname: str, supervisord: list[str]) -> list[str]:
+        if self.settings.disk_mb:
+            size = f"size={int(self.settings.disk_mb)}m"
+            home_mount = (
+                f"mount -t tmpfs -o mode=0755,{size} pi-sd-card {PI_HOME}\n"
+                f"cp -a {shlex.quote(str(self.pi_dir))}/. {PI_HOME}/"
+            )
+        else:
+            home_mount = f"mount --bind {shlex.quote(str(self.pi_dir))} {PI_HOME}"
+        script = self.state_dir / "boot.sh"
+        script.write_text(
+            BOOT_SCRIPT.format(
+                hostname=hostname,
+                log_dir=PI_LOG_DIR,
+                state_logs=shlex.quote(str(self.log_dir)),
+                home=PI_HOME,
+                home_mount=home_mount,
+                supervisord=shlex.join(supervisord),
+            )
+        )
+        # ip netns exec, unshare and sh each exec the next, so the PID we start is supervisord's.
+        unshare = ["unshare", "--uts", "--mount", "--propagation", "private", "--"]
+        return [*self.namespace.exec_prefix(), *unshare, "/bin/sh", str(script)]
+
+    def _remove_namespace(self) -> None:
+        if self.form == "netns" and os.geteuid() == 0:
+            self.namespace.delete()
+
     def down(self) -> SimInfo | None:
         """Stop everything ``up`` started; returns what was stopped, None if nothing ran."""
         info = self.info()
         if info is None:
+            self._remove_namespace()
             return None
+        sessions = descendants(info.supervisor_pid)  # SSH sessions outlive their sshd unless stopped
         self._stop_pid(info.supervisor_pid)
+        _kill(sessions)
+        if info.namespace:
+            self.namespace.delete()
         self.state_file.unlink(missing_ok=True)
         self.socket_path.unlink(missing_ok=True)
         return info
 
+    def power_cycle(self, off_s: float = 1.0) -> float:
+        """Cut the Pi's power and boot it again: every process stops, SSH sessions too; the firmware
+        comes back by itself if it ran before, like an enabled systemd unit. Returns the seconds off."""
+        info = self.info()
+        if info is None:
+            raise SimError(f"no virtual Pi runs in {self.state_dir}; start one with 'rig sim up'")
+        firmware_ran = self.program_status() == "RUNNING"
+        cut = time.monotonic()
+        # Taken before the stop: once sshd's listener is gone its sessions belong to init.
+        sessions = descendants(info.supervisor_pid)
+        self._supervisorctl("stop", "all")
+        _kill(sessions)
+        if info.namespace:
+            self.namespace.kill_all(except_pids=frozenset({info.supervisor_pid}))
+        off = time.monotonic() - cut
+        time.sleep(max(0.0, off_s - off))
+        programs = (["firmware"] if firmware_ran else []) + (["sshd"] if info.form != "local" else [])
+        if programs:
+            result = self._supervisorctl("start", *programs)
+            if result.returncode != 0:
+                raise SimError(f"the virtual Pi did not boot again: {result.stdout.strip() or result.stderr.strip()}")
+        log.warning("virtual Pi power-cycled (%s off)", f"{time.monotonic() - cut:.2f} s")
+        return time.monotonic() - cut
+
     def _ssh_facts(self) -> dict[str, object]:
-        if self.settings.form != "ssh":
+        if self.form == "local":
             return {}
         return {
+            "ssh_host": self.sshd.address,
             "ssh_port": self.sshd.port,
             "ssh_user": self.sshd.user,
             "ssh_key": str(self.sshd.client_key),
             "known_hosts": str(self.sshd.known_hosts),
-            "deploy_root": str(self.deploy_root),
+            "deploy_root": self.on_pi(self.deploy_root),
         }
 
     def _write_config(self, port: int) -> None:
+        form = self.form
         environment = {
-            "MUSICBOX_HOST": "127.0.0.1",
+            "MUSICBOX_HOST": "0.0.0.0" if form == "netns" else "127.0.0.1",
             "MUSICBOX_PORT": str(port),
-            "MUSICBOX_DATA_DIR": str(self.data_dir),
-            "MUSICBOX_MUSIC_DIR": str(self.music_dir),
+            "MUSICBOX_DATA_DIR": self.on_pi(self.data_dir),
+            "MUSICBOX_MUSIC_DIR": self.on_pi(self.music_dir),
             "MUSICBOX_FAULTS": ",".join(self.settings.faults),
             "MUSICBOX_POSITION_INTERVAL_MS": str(self.settings.position_interval_ms),
             "PYTHONUNBUFFERED": "1",
         }
-        if self.settings.form == "ssh":
-            current = self.deploy_root / "current"
-            command, directory, autostart = f"{current}/.venv/bin/python -m musicbox", str(current), "false"
-            sshd = SSHD_PROGRAM.format(
-                command=_escape(" ".join(self.sshd.command)), log=_escape(str(self.state_dir / "sshd.log"))
-            )
-        else:
+        socket_owner = firmware_user = sshd = ""
+        if form == "local":
             command, directory, autostart = f"{sys.executable} -m musicbox", str(self.settings.firmware_dir), "true"
-            sshd = ""
+        else:
+            current = self.on_pi(self.deploy_root / "current")
+            command, directory, autostart = f"{current}/.venv/bin/python -m musicbox", current, "false"
+            sshd = SSHD_PROGRAM.format(
+                command=_escape(" ".join(self.sshd.command)), log=_escape(str(self.log_dir / "sshd.log"))
+            )
+        if form == "netns":
+            environment |= {"HOME": str(PI_HOME), "USER": PI_USER}
+            socket_owner = f"chown={PI_USER}:{PI_USER}\nchmod=0770\n"
+            firmware_user = f"user={PI_USER}\n"
         rendered = paths.SUPERVISOR_TEMPLATE.read_text().format(
             socket=_escape(str(self.socket_path)),
+            socket_owner=socket_owner,
             state=_escape(str(self.state_dir)),
+            logs=_escape(str(self.log_dir)),
             firmware_command=_escape(command),
+            firmware_user=firmware_user,
             firmware_directory=_escape(directory),
             firmware_autostart=autostart,
             environment=",".join(f'{k}="{_escape(v)}"' for k, v in environment.items()),
@@ -273,42 +430,66 @@ class VirtualPi:
             f"Last lines of its log {self.firmware_log}:\n{self.journal_tail()}"
         )
 
-    def _wait_listening(self, port: int, supervisor_pid: int) -> None:
+    def _wait_listening(self, host: str, port: int, supervisor_pid: int) -> None:
         deadline = time.monotonic() + self.settings.boot_timeout_s
         while time.monotonic() < deadline:
             if not _alive(supervisor_pid):
-                raise SimError(f"supervisord exited during boot; see {self.state_dir}/supervisord.log")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                out = (self.state_dir / "supervisord.out").read_text(errors="replace").strip().splitlines()[-3:]
+                raise SimError(
+                    f"supervisord exited during boot ({' / '.join(out) or 'no output'}); "
+                    f"see {self.state_dir}/supervisord.log"
+                )
+            with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
                 return
             time.sleep(0.05)
         raise SimError(
-            f"the virtual Pi's sshd did not listen on port {port} within {self.settings.boot_timeout_s:g}s; "
-            f"see {self.state_dir}/sshd.log"
+            f"the virtual Pi's sshd did not listen on {host}:{port} within {self.settings.boot_timeout_s:g}s; "
+            f"see {self.log_dir}/sshd.log"
         )
 
     def _ssh_info(self) -> SimInfo:
         info = self.info()
-        if info is None or info.form != "ssh":
+        if info is None or info.form == "local":
             raise SimError(f"no virtual Pi with sshd runs in {self.state_dir}; start one with 'rig sim up'")
         return info
 
     def ssh_target(self) -> SshTarget:
         info = self._ssh_info()
-        return SshTarget("127.0.0.1", info.ssh_port, info.ssh_user, Path(info.ssh_key), Path(info.known_hosts))
+        return SshTarget(info.ssh_host, info.ssh_port, info.ssh_user, Path(info.ssh_key), Path(info.known_hosts))
 
     def deploy_target(self) -> DeployTarget:
         info = self._ssh_info()
-        supervisorctl = (
-            f"{shlex.quote(sys.executable)} -m supervisor.supervisorctl -c {shlex.quote(str(self.conf_file))}"
-        )
+        if info.form == "netns":
+            supervisorctl = f"{PI_SUPERVISORCTL} -s unix://{shlex.quote(str(self.socket_path))}"
+            log_file = f"{PI_LOG_DIR}/{self.firmware_log.name}"
+        else:
+            supervisorctl = (
+                f"{shlex.quote(sys.executable)} -m supervisor.supervisorctl -c {shlex.quote(str(self.conf_file))}"
+            )
+            log_file = info.firmware_log
         return DeployTarget(
             root=info.deploy_root,
             python=VIRTUAL_PI_PYTHON,
             packages="wheelhouse",
-            service=supervisor_service(supervisorctl, "firmware", info.firmware_log),
+            service=supervisor_service(supervisorctl, "firmware", log_file),
             health_url=info.url,
             health_timeout_s=self.settings.boot_timeout_s,
         )
+
+    def set_link(self, up: bool) -> None:
+        """Pull the Pi's network cable, or put it back (namespace form only)."""
+        info = self.info()
+        if info is None or info.form != "netns":
+            raise SimError("only a virtual Pi in the namespace form has a link to take down")
+        self.namespace.set_link(up)
+
+    def reseed_library(self) -> list[Path]:
+        """Put back missing fixture tracks; on the namespace form they then belong to the Pi's account."""
+        written = FixtureLibrary.load().seed(self.music_dir)
+        if written and self.form == "netns":
+            account = ensure_account()
+            self._give_to_pi(self.music_dir, account.pw_uid, account.pw_gid)
+        return written
 
     def _stop_pid(self, pid: int, timeout: float = 15.0) -> None:
         """SIGTERM our supervisord (it stops the firmware first), SIGKILL its group if it hangs."""
@@ -321,6 +502,12 @@ class VirtualPi:
             log.warning("supervisord %s did not stop in %.0f s; killing its process group", pid, timeout)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _escape(value: str) -> str:

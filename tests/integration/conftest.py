@@ -18,6 +18,7 @@ from typing import TextIO
 import pytest
 
 from rig.net import free_port
+from rig.procs import descendants
 from rig.sshd import LocalSshd, current_user
 from rig.virtual_pi import SimSettings, VirtualPi
 
@@ -116,21 +117,6 @@ class SshdUnderTest:
                     os.kill(pid, signal.SIGKILL)
             process.wait(timeout=10)
         self._processes.clear()
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, queue_ = [], [pid]
-    while queue_:
-        for child in children.get(queue_.pop(), []):
-            found.append(child)
-            queue_.append(child)
-    return found
 
 
 @pytest.fixture
