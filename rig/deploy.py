@@ -179,7 +179,8 @@ class Deployer:
             self._finish_release(partial, release, local, req_hash)
         except (SshError, OSError, EOFError, paramiko.SSHException) as exc:
             raise DeployError(
-                f"deploy of release {release} failed before the switch: {self._explain(exc, partial)}. "
+                f"deploy of release {release} failed before the switch: "
+                f"{self._explain(exc, [partial] if venv_ready else [partial, f'venvs/{req_hash}'])}. "
                 f"The running release ({current or 'none'}) is untouched; deploy again when the cause is fixed"
             ) from exc
         self._switch(release)
@@ -203,18 +204,20 @@ class Deployer:
                 f"the Pi's disk is full: {free} KiB free under {self.root}, the upload needs {needed} KiB"
             )
 
-    def _explain(self, exc: BaseException, partial: str) -> str:
-        """One line on why the deploy broke; cleans up the partial release when the Pi is still reachable."""
+    def _explain(self, exc: BaseException, leftovers: list[str]) -> str:
+        """One line on why the deploy broke. When the Pi is still reachable, what the deploy half
+        made (the partial release, an unfinished environment) is removed: on a full disk it is
+        exactly the space the running firmware may need."""
         reason = str(exc) or type(exc).__name__
         if not self.ssh.connected:
             return f"the connection to {self.ssh.where} was lost ({reason})"
         try:
-            self.ssh.run(f"rm -rf {self._q(partial)}", timeout=60)
+            self.ssh.run("rm -rf " + " ".join(self._q(path) for path in leftovers), timeout=60)
             free = self._free_kib()
         except SshError:
             return reason
         if free is not None and free < 1024:
-            return f"the Pi's disk is full ({free} KiB free under {self.root}; the SFTP server said: {reason})"
+            return f"the Pi's disk is full ({free} KiB free under {self.root}): {reason}"
         return reason
 
     def _remove(self, partial: str, removed: list[str]) -> None:

@@ -82,7 +82,8 @@ class CommandResult:
         """Raise with the command's own stderr when it failed."""
         if not self.ok:
             detail = (self.stderr or self.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise SshError(f"{self.command!r} exited {self.exit_code}: {detail[0]}")
+            shown = self.command if len(self.command) <= 80 else self.command[:77] + "..."
+            raise SshError(f"{shown!r} exited {self.exit_code}: {detail[0]}")
         return self
 
 
