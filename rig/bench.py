@@ -35,6 +35,7 @@ class SshConfig:
     user: str = "pi"
     key_file: Path | None = None  # None: ssh-agent keys only
     connect_timeout_s: float = 10.0
+    io_timeout_s: float = 20.0  # unacknowledged data older than this drops the connection (a pulled cable)
     password_env: str | None = None  # names the variable holding a first-provisioning password
 
 
@@ -244,6 +245,7 @@ def _load_ssh(file: Path, data: Any) -> SshConfig:
         user=table.string("user", "pi") or "pi",
         key_file=table.path("key_file", None),
         connect_timeout_s=table.number("connect_timeout_s", 10.0, lo=0.5, hi=120),
+        io_timeout_s=table.number("io_timeout_s", 20.0, lo=1, hi=600),
         password_env=password_env,
     )
     table.finish()

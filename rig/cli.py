@@ -18,14 +18,14 @@ import httpx
 
 from . import __version__, paths
 from .bench import BenchConfig, BenchFileError, load_bench
+from .bench_remote import bench_deploy_target, bench_session
 from .contract import ContractError, ContractValidator
-from .deploy import FOLLOW_READY, Deployer, DeployError, DeployTarget, systemd_service
+from .deploy import FOLLOW_READY, Deployer, DeployError, DeployTarget
 from .dut import sim_settings
 from .enroll import enroll
 from .netns import NamespaceError
 from .observer import CapturedEvent, WebSocketTestClient
 from .ssh import SshError, SshSession
-from .sshd import SshTarget
 from .virtual_pi import FORMS, AlreadyRunning, SimError, SimSettings, VirtualPi
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -215,22 +215,7 @@ def _remote(args: argparse.Namespace) -> Remote:
     if bench is not None and bench.kind == "pi":
         if bench.ssh is None:
             raise CliError(f"{args.bench}: no [ssh] section: the bench has no SSH host to talk to", EXIT_USAGE)
-        assert bench.dut.url is not None  # load_bench requires it for kind = "pi"
-        session = SshSession(
-            SshTarget(bench.ssh.host, bench.ssh.port, bench.ssh.user, bench.ssh.key_file, bench.ssh.known_hosts),
-            enroll_hint=f"rig enroll --bench {args.bench}",
-            connect_timeout_s=bench.ssh.connect_timeout_s,
-            boot_timeout_s=bench.dut.boot_timeout_s,
-            password=os.environ.get(bench.ssh.password_env) if bench.ssh.password_env else None,
-        )
-        target = DeployTarget(
-            root=bench.deploy.root,
-            python=bench.deploy.python,
-            packages=bench.deploy.packages,
-            service=systemd_service(bench.deploy.unit),
-            health_url=bench.dut.url,
-            health_timeout_s=bench.deploy.health_timeout_s,
-        )
+        session, target = bench_session(bench), bench_deploy_target(bench)
         return Remote(session, target, firmware or bench.firmware.path)
     virtual_pi = VirtualPi(Path(args.state_dir))
     try:
@@ -284,7 +269,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             result = deployer.deploy(remote.firmware)
     except (SshError, DeployError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    print(("nothing to deploy: " if result.noop else "deployed ") + result.line())
+    if result.noop:
+        print(f"nothing to deploy: {result.line()}")
+    else:
+        print(f"deployed {result.line()}; healthy at {remote.target.health_url}")
     return EXIT_OK
 
 

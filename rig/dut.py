@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 
 from .bench import BenchConfig
-from .deploy import Deployer, DeployError, DeployResult
+from .bench_remote import bench_deploy_target, bench_session
+from .deploy import Deployer, DeployError, DeployResult, ServiceControl
 from .health import wait_healthy
 from .ssh import SshError, SshSession
 from .virtual_pi import SimError, SimSettings, VirtualPi
@@ -51,6 +52,7 @@ class Dut:
     boot_s: float | None = None
     ssh: SshSession | None = None
     deployed: DeployResult | None = None
+    service: ServiceControl | None = None  # how the firmware's journal is read over ``ssh``
 
     @property
     def is_sim(self) -> bool:
@@ -132,11 +134,13 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
         raise BenchError(f"virtual Pi did not boot: {exc}") from exc
     ssh: SshSession | None = None
     deployed: DeployResult | None = None
+    service: ServiceControl | None = None  # how the firmware's journal is read over ``ssh``
     try:
         if info.form != "local":
             ssh = SshSession(virtual_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=bench.dut.boot_timeout_s)
             ssh.connect()
-            deployed = Deployer(ssh, virtual_pi.deploy_target()).deploy(bench.firmware.path)
+            target = virtual_pi.deploy_target()
+            deployed, service = Deployer(ssh, target).deploy(bench.firmware.path), target.service
         health = _health(info.url, bench.timeouts.http_s)
     except (BenchError, SshError, DeployError) as exc:
         if ssh is not None:
@@ -153,6 +157,7 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
         boot_s=info.boot_s,
         ssh=ssh,
         deployed=deployed,
+        service=service,
     )
 
 
@@ -160,3 +165,20 @@ def attach(url: str, bench: BenchConfig, mode: str = "attach") -> Dut:
     url = url.rstrip("/")
     health = _health(url, bench.timeouts.http_s)
     return Dut(mode, url, bench, REMOTE_CAPABILITIES, firmware_version=str(health.get("version", "unknown")))
+
+
+def attach_bench(bench: BenchConfig) -> Dut:
+    """A bench file's Pi: its firmware over HTTP, and with an [ssh] section one SSH session for the
+    run, which follows the unit's journal (``journalctl -f -o json``) onto each test's timeline."""
+    assert bench.dut.url is not None  # load_bench guarantees it for kind = "pi"
+    device = attach(bench.dut.url, bench, mode="bench")
+    if bench.ssh is None:
+        return device
+    ssh = bench_session(bench)
+    try:
+        ssh.connect()
+    except SshError as exc:
+        raise BenchError(f"SSH to the bench Pi failed: {exc}") from None
+    device.ssh, device.service = ssh, bench_deploy_target(bench).service
+    device.capabilities = device.capabilities | {"journal"}
+    return device

@@ -22,7 +22,7 @@ import pytest_asyncio
 from . import __version__, paths
 from .bench import BenchConfig, BenchFileError, load_bench
 from .contract import ContractError, ContractValidator
-from .dut import BenchError, Dut, attach, start_sim
+from .dut import BenchError, Dut, attach, attach_bench, start_sim
 from .http import timeline_client
 from .journal import JournalFollower, parse_line
 from .observer import Finding, WebSocketTestClient
@@ -118,8 +118,7 @@ def dut(pytestconfig: pytest.Config, bench: BenchConfig, record_testsuite_proper
         elif bench.is_sim:
             device = start_sim(bench, rig.artifacts / "virtual-pi")
         else:
-            assert bench.dut.url is not None  # load_bench guarantees it for kind = "pi"
-            device = attach(bench.dut.url, bench, mode="bench")
+            device = attach_bench(bench)
     except BenchError as exc:
         rig.bench_error = str(exc)
         if in_ci() and not attach_url:
@@ -152,7 +151,7 @@ def _note_reconnect(rig: RigSession, message: str) -> None:
 
 def _follow_journal(rig: RigSession, device: Dut) -> JournalFollower | None:
     """Follow the firmware's journal into the artifacts and onto each running test's timeline."""
-    if device.ssh is None or device.virtual_pi is None:
+    if device.ssh is None or device.service is None:
         return None
 
     def on_line(line: str) -> None:
@@ -160,9 +159,7 @@ def _follow_journal(rig: RigSession, device: Dut) -> JournalFollower | None:
         if rig.live_timeline is not None:
             rig.live_timeline.record("journal", "fw", message[:160], level=level)
 
-    follower = JournalFollower(
-        device.ssh, device.virtual_pi.deploy_target().service.follow, rig.artifacts / "journal.log", on_line
-    )
+    follower = JournalFollower(device.ssh, device.service.follow, rig.artifacts / "journal.log", on_line)
     follower.start()
     return follower
 

@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 # Debian packages the rig and the virtual Pi need: python3-venv provides ensurepip for .venv;
-# the virtual Pi runs a real OpenSSH server, and the rig makes its keys with ssh-keygen.
-APT_PACKAGES=(python3 python3-venv python3-dev openssh-server openssh-client)
+# the virtual Pi runs a real OpenSSH server, and the rig makes its keys with ssh-keygen; as root
+# it lives in a network namespace (iproute2), and its own account restarts the firmware with
+# Debian's supervisorctl (supervisor; the package's own daemon is not used).
+APT_PACKAGES=(python3 python3-venv python3-dev openssh-server openssh-client iproute2 procps supervisor)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -20,6 +22,13 @@ if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]]; then
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # The rig runs its own sshd and supervisord; the packages' system daemons must not start.
+    # Debian's policy-rc.d mechanism says so to their install scripts, for this install only.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+      trap 'rm -f "$policy"' EXIT
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else

@@ -60,6 +60,7 @@ def test_deploy_cycle_through_the_cli(tmp_path: Path, firmware: Path) -> None:
         first = run_rig("deploy", "--firmware", str(firmware), "--state-dir", state, timeout=600)
         assert first.returncode == 0, first.stderr
         assert first.stdout.startswith("deployed release ")
+        assert first.stdout.rstrip().endswith(f"; healthy at {info['url']}")
         assert f": {files} files (" in first.stdout
         assert httpx.get(f"{info['url']}/api/health").json()["data"]["status"] == "healthy"
 
