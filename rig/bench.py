@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from device_drivers.gpio.wiring import Line, Wiring
+
 from . import paths
 
 KINDS = ("sim", "pi")
@@ -70,6 +72,16 @@ class TimeoutsConfig:
 
 
 @dataclass(frozen=True)
+class GpioConfig:
+    """``backend``: "sim" (a virtual Pi's mock pins), "local" (the rig host's pins), "pigpio" (a
+    helper Pi's daemon) or "none". Lines default to the music box wiring, straight to the DUT pins."""
+
+    backend: str = "none"
+    pigpio_host: str | None = None
+    wiring: Wiring = field(default_factory=Wiring)
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     name: str
     kind: str
@@ -80,6 +92,7 @@ class BenchConfig:
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     ssh: SshConfig | None = None
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
 
     @property
     def is_sim(self) -> bool:
@@ -225,7 +238,51 @@ def load_bench(file: Path) -> BenchConfig:
         timeouts=timeouts,
         ssh=ssh,
         deploy=deploy,
+        gpio=_load_gpio(file, raw.get("gpio", {}), kind),
     )
+
+
+GPIO_BACKENDS = ("sim", "local", "pigpio", "none")
+
+
+def _load_gpio(file: Path, data: Any, kind: str) -> GpioConfig:
+    table = _Table(file, "gpio", data)
+    default_backend = "sim" if kind == "sim" else "none"
+    backend = table.string("backend", default_backend, choices=GPIO_BACKENDS) or default_backend
+    pigpio_host = table.string("pigpio_host")
+    if backend == "pigpio" and pigpio_host is None:
+        raise BenchFileError(f'{file}: [gpio] pigpio_host: required for backend = "pigpio"')
+    lines_data = table._get("lines", None)
+    encoders_data = table._get("encoders", None)
+    table.finish()
+    wiring = Wiring()
+    if lines_data is not None:
+        if not isinstance(lines_data, dict) or not lines_data:
+            raise BenchFileError(f"{file}: [gpio.lines]: expected a table of lines, got {lines_data!r}")
+        lines = {}
+        for name, line_data in lines_data.items():
+            line_t = _Table(file, f"gpio.lines.{name}", line_data)
+            lines[name] = Line(
+                dut_pin=line_t.integer("dut_pin", -1, lo=0, hi=53),
+                host_pin=line_t.integer("host_pin", 0, lo=0, hi=53) if "host_pin" in line_data else None,
+                active_high=bool(line_t._get("active_high", False) is True),
+                direction=line_t.string("direction", "out", choices=("out", "in")) or "out",
+            )
+            line_t.finish()
+            if backend in ("local", "pigpio") and lines[name].host_pin is None:
+                raise BenchFileError(f"{file}: [gpio.lines.{name}] host_pin: required for backend = {backend!r}")
+        wiring = Wiring(lines=lines, encoders={})
+    if encoders_data is not None:
+        encoders = {}
+        for name, pair in (encoders_data if isinstance(encoders_data, dict) else {}).items():
+            if not (isinstance(pair, list) and len(pair) == 2 and all(p in wiring.lines for p in pair)):
+                raise BenchFileError(
+                    f'{file}: [gpio.encoders] {name}: expected ["A line", "B line"] naming lines of [gpio.lines], '
+                    f"got {pair!r}"
+                )
+            encoders[name] = (pair[0], pair[1])
+        wiring = Wiring(lines=wiring.lines, encoders=encoders)
+    return GpioConfig(backend=backend, pigpio_host=pigpio_host, wiring=wiring)
 
 
 def _load_ssh(file: Path, data: Any) -> SshConfig:

@@ -11,12 +11,15 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import httpx
 
-from . import __version__, paths
+from device_drivers.gpio import Gpio
+
+from . import __version__, cli_stimulus, paths
 from .bench import BenchConfig, BenchFileError, load_bench
 from .bench_remote import bench_deploy_target, bench_session
 from .contract import ContractError, ContractValidator
@@ -181,6 +184,23 @@ async def _watch_events(url: str, rooms: list[str], playlists: list[str], contra
     if not connected and not stop.is_set():
         raise CliError(f"connection to {url} lost")
     return EXIT_OK
+
+
+def _stimulus(args: argparse.Namespace, act: Callable[[Gpio], object]) -> int:
+    bench = _load(args.bench) if args.bench else None
+    contract = bench.firmware.contract if bench else paths.DEFAULT_CONTRACT
+    try:
+        return cli_stimulus.run(cli_stimulus.reach(bench, Path(args.state_dir)), act, args.wait, contract)
+    except cli_stimulus.StimulusError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def cmd_press(args: argparse.Namespace) -> int:
+    return _stimulus(args, lambda gpio: gpio.press(args.name, args.hold))
+
+
+def cmd_turn(args: argparse.Namespace) -> int:
+    return _stimulus(args, lambda gpio: gpio.turn(args.encoder, args.steps, args.rate))
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -408,6 +428,22 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--contract", default=str(paths.DEFAULT_CONTRACT), help="contract to flag violations with")
     events.add_argument("--state-dir", default=default_state, help=argparse.SUPPRESS)
     events.set_defaults(func=cmd_events)
+
+    press = commands.add_parser("press", help="press a button of the wiring map; prints the broadcasts in reply")
+    press.add_argument("name", help="a line of the bench's [gpio.lines], e.g. next, previous, play_pause")
+    press.add_argument("--hold", type=float, default=0.1, metavar="S", help="seconds pressed (default 0.1)")
+    press.set_defaults(func=cmd_press)
+    turn = commands.add_parser("turn", help="turn an encoder by STEPS detents (negative: counter-clockwise)")
+    turn.add_argument("encoder", help="an encoder of the bench's [gpio.encoders], e.g. volume")
+    turn.add_argument("steps", type=int)
+    turn.add_argument("--rate", type=float, default=20.0, help="detents per second (default 20)")
+    turn.set_defaults(func=cmd_turn)
+    for sub in (press, turn):
+        sub.add_argument("--bench", metavar="FILE", help="a Pi bench file (default: the running virtual Pi)")
+        sub.add_argument(
+            "--wait", type=float, default=1.0, metavar="S", help="collect broadcasts this long (default 1)"
+        )
+        sub.add_argument("--state-dir", default=default_state, help=argparse.SUPPRESS)
     return parser
 
 

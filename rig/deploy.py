@@ -91,6 +91,9 @@ class DeployTarget:
     service: ServiceControl
     health_url: str
     health_timeout_s: float = 60.0
+    # Local distributions installed beside the firmware's requirements, built into wheels on the
+    # host: the virtual Pi's gpiozero pin factory. A Pi needs none.
+    extra_packages: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,11 +116,15 @@ class DeployResult:
         )
 
 
-def requirements_hash(firmware: Path) -> str:
+def environment_hash(firmware: Path, extra_packages: tuple[Path, ...] = ()) -> str:
+    """Names the firmware's Python environment: its requirements, and the trees of the extras."""
     requirements = firmware / "requirements.txt"
     if not requirements.is_file():
         raise DeployError(f"{firmware} has no requirements.txt; a deployable firmware tree needs one")
-    return hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(requirements.read_bytes())
+    for extra in extra_packages:
+        digest.update(build_manifest(extra).tree_hash.encode())
+    return digest.hexdigest()[:16]
 
 
 class Deployer:
@@ -156,7 +163,7 @@ class Deployer:
     # -- deploy ------------------------------------------------------------------------------
     def deploy(self, firmware: Path) -> DeployResult:
         started = time.monotonic()
-        req_hash = requirements_hash(firmware)
+        req_hash = environment_hash(firmware, self.target.extra_packages)
         local, changes = self.plan(firmware)
         venv_ready = self._venv_ready(req_hash)
         current = self.current_release()
@@ -257,14 +264,35 @@ class Deployer:
             install = f"--no-index --find-links {wheelhouse}"
         else:
             install = ""
+        extras = " ".join(shlex.quote(wheel) for wheel in self._push_extras(req_hash))
         log.info("building the firmware's Python environment %s on the Pi", req_hash)
         self._sh(
             f"rm -rf {venv} && {shlex.quote(self.target.python)} -m venv {venv} && "
-            f"{venv}/bin/python -m pip install --quiet --disable-pip-version-check {install} -r {requirements} && "
-            f"touch {venv}/.rig-complete",
+            f"{venv}/bin/python -m pip install --quiet --disable-pip-version-check {install} -r {requirements} "
+            f"{extras} && touch {venv}/.rig-complete",
             timeout=900,
         )
         return True
+
+    def _push_extras(self, req_hash: str) -> list[str]:
+        """Build each extra package into a wheel on the host (cached by its tree hash) and push it."""
+        remote_dir = f"{self.root}/wheelhouse/{req_hash}"
+        pushed = []
+        for extra in self.target.extra_packages:
+            cache = paths.cache_home() / "extras" / build_manifest(extra).tree_hash[:16]
+            if not any(cache.glob("*.whl")):
+                cache.mkdir(parents=True, exist_ok=True)
+                command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                           "--disable-pip-version-check", "-w", str(cache), str(extra)]  # fmt: skip
+                result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+                if result.returncode != 0:
+                    said = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("error")]
+                    raise DeployError(f"could not build a wheel of {extra}: {(said or ['pip wheel failed'])[0]}")
+            self._sh(f"mkdir -p {shlex.quote(remote_dir)}")
+            for wheel in cache.glob("*.whl"):
+                self.ssh.sftp().put(str(wheel), f"{remote_dir}/{wheel.name}")
+                pushed.append(f"{remote_dir}/{wheel.name}")
+        return pushed
 
     def _push_wheelhouse(self, firmware: Path, req_hash: str) -> str:
         """Download the wheels for the Pi's Python and platform on the host, and push them."""

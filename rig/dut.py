@@ -15,6 +15,10 @@ from pathlib import Path
 
 import httpx
 
+from device_drivers.gpio import GpioError, PinBackend
+from device_drivers.gpio.host import GpiozeroBackend
+from device_drivers.gpio.sim import MockPinsBackend
+
 from .bench import BenchConfig
 from .bench_remote import bench_deploy_target, bench_session
 from .deploy import Deployer, DeployError, DeployResult, ServiceControl
@@ -25,8 +29,9 @@ from .virtual_pi import SimError, SimSettings, VirtualPi
 # What each kind of DUT offers. "fixture_library" means the rig seeded the music folder itself,
 # so tests may delete and move tracks and the rig can put them back; "journal" means the
 # firmware's journal is followed onto each test's timeline (a virtual Pi reached over SSH);
-# "power" means the rig can cut the DUT's power and boot it again.
-SIM_CAPABILITIES = frozenset({"http", "socketio", "fixture_library", "power"})
+# "power" means the rig can cut the DUT's power and boot it again; "gpio" that it drives the
+# DUT's buttons and encoder through the bench's wiring map.
+SIM_CAPABILITIES = frozenset({"http", "socketio", "fixture_library", "power", "gpio"})
 REMOTE_CAPABILITIES = frozenset({"http", "socketio"})
 
 log = logging.getLogger(__name__)
@@ -73,6 +78,18 @@ class Dut:
         if written:
             httpx.post(f"{self.url}/api/playlists/sync", timeout=self.bench.timeouts.http_s).raise_for_status()
         return written
+
+    def gpio_backend(self) -> PinBackend:
+        """The bench's GPIO backend (``needs("gpio")`` guarantees there is one)."""
+        config = self.bench.gpio
+        if self.virtual_pi is not None:
+            return MockPinsBackend(self.virtual_pi.gpio_socket)
+        if config.backend in ("local", "pigpio"):
+            try:
+                return GpiozeroBackend(config.pigpio_host if config.backend == "pigpio" else None)
+            except GpioError as exc:
+                raise BenchError(str(exc)) from None
+        raise BenchError(f"bench {self.bench.name!r} has no GPIO backend ([gpio] backend = {config.backend!r})")
 
     def power_cycle(self, off_s: float = 1.0) -> float:
         """Cut the DUT's power and boot it again, then wait until the firmware is healthy; returns
@@ -172,6 +189,8 @@ def attach_bench(bench: BenchConfig) -> Dut:
     run, which follows the unit's journal (``journalctl -f -o json``) onto each test's timeline."""
     assert bench.dut.url is not None  # load_bench guarantees it for kind = "pi"
     device = attach(bench.dut.url, bench, mode="bench")
+    if bench.gpio.backend != "none":
+        device.capabilities = device.capabilities | {"gpio"}
     if bench.ssh is None:
         return device
     ssh = bench_session(bench)

@@ -8,6 +8,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT_ROOT / "fixtures"
 FIRMWARE_DIR = FIXTURES / "firmware"
+MOCK_PINS = PROJECT_ROOT / "device_drivers" / "gpio" / "mockpins"  # the virtual Pi's gpiozero pin factory
 DEFAULT_CONTRACT = FIXTURES / "contracts" / "musicbox-rig.json"
 SIM_BENCH = FIXTURES / "benches" / "sim.toml"
 AUDIO_LIBRARY = FIXTURES / "audio" / "library.toml"

@@ -19,6 +19,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from device_drivers.gpio import Gpio
+
 from . import __version__, paths
 from .bench import BenchConfig, BenchFileError, load_bench
 from .contract import ContractError, ContractValidator
@@ -278,6 +280,19 @@ async def multiple_websocket_clients(
     yield clients
     for client in clients:
         await client.disconnect()
+
+
+@pytest.fixture
+def gpio(dut: Dut, timeline: Timeline) -> Iterator[Gpio]:
+    """The bench's GPIO lines by name (``[gpio]`` wiring map); each stimulus is on this test's timeline.
+    Tests that use it declare ``@pytest.mark.needs("gpio")``."""
+    driver = Gpio(
+        dut.gpio_backend(),
+        dut.bench.gpio.wiring,
+        stamp=lambda name, detail: timeline.record("stimulus", "gpio", name, **detail),
+    )
+    yield driver
+    driver.close()
 
 
 # -- hooks ---------------------------------------------------------------------------------------

@@ -156,6 +156,9 @@ class VirtualPi:
         self.namespace = Namespace(digest[:8])
         # AF_UNIX paths are limited to 108 bytes, so the control socket lives in the temp dir.
         self.socket_path = Path(tempfile.gettempdir()) / f"rig-sim-{digest[:12]}.sock"
+        # The firmware's mock pins listen here (device_drivers/gpio/mockpins); in the namespace
+        # form the Pi and the host share /tmp, as a wire shares a pin.
+        self.gpio_socket = Path(tempfile.gettempdir()) / f"rig-sim-{digest[:12]}-gpio.sock"
         # The Pi's disk as the host sees it. In the SSH forms the firmware lives where a deploy
         # puts it on a Pi: releases, venvs and data under one root reached only over SSH.
         self.pi_dir = self.state_dir / "pi"
@@ -341,6 +344,7 @@ class VirtualPi:
             self.namespace.delete()
         self.state_file.unlink(missing_ok=True)
         self.socket_path.unlink(missing_ok=True)
+        self.gpio_socket.unlink(missing_ok=True)
         return info
 
     def power_cycle(self, off_s: float = 1.0) -> float:
@@ -388,6 +392,8 @@ class VirtualPi:
             "MUSICBOX_MUSIC_DIR": self.on_pi(self.music_dir),
             "MUSICBOX_FAULTS": ",".join(self.settings.faults),
             "MUSICBOX_POSITION_INTERVAL_MS": str(self.settings.position_interval_ms),
+            "GPIOZERO_PIN_FACTORY": "rigmock",
+            "RIG_MOCK_PINS_SOCKET": str(self.gpio_socket),
             "PYTHONUNBUFFERED": "1",
         }
         socket_owner = firmware_user = sshd = ""
@@ -474,6 +480,7 @@ class VirtualPi:
             service=supervisor_service(supervisorctl, "firmware", log_file),
             health_url=info.url,
             health_timeout_s=self.settings.boot_timeout_s,
+            extra_packages=(paths.MOCK_PINS,),
         )
 
     def set_link(self, up: bool) -> None:

@@ -44,7 +44,8 @@ fi
 }
 
 stamp="$VENV/.bootstrap-stamp"
-inputs=$(cat pyproject.toml fixtures/firmware/requirements.txt scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)
+inputs=$(cat pyproject.toml fixtures/firmware/requirements.txt device_drivers/gpio/mockpins/pyproject.toml \
+  scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)
 if [[ -f $stamp && $(cat "$stamp") == "$inputs" && -x $VENV/bin/rig ]]; then
   exit 0
 fi
@@ -52,6 +53,9 @@ fi
 [[ -x $VENV/bin/python ]] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
 say "installing the rig and the reference firmware's requirements into $VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e '.[sim,dev]' -r fixtures/firmware/requirements.txt
+# The local-form virtual Pi runs the firmware in this venv, so its requirements and the GPIO mock
+# pin factory (a gpiozero plugin, found by entry point) are installed here too.
+"$VENV/bin/python" -m pip install --quiet -e '.[sim,dev]' -r fixtures/firmware/requirements.txt \
+  -e ./device_drivers/gpio/mockpins
 echo "$inputs" >"$stamp"
 say "ready"

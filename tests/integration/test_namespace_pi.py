@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from rig import paths
-from rig.deploy import Deployer, DeployError, requirements_hash
+from rig.deploy import Deployer, DeployError, environment_hash
 from rig.manifest import MANIFEST_NAME, build_manifest
 from rig.netns import NETNS_DIR
 from rig.pi_account import PI_USER
@@ -152,7 +152,7 @@ def test_disk_full_on_the_pi(netns_pi_factory, firmware: Path) -> None:
         assert deployer.current_release() == good.release
         assert httpx.get(f"{virtual_pi.info().url}/api/health").status_code == 200  # type: ignore[union-attr]
         assert ssh.run(f"ls {deployer.root}/releases").check().stdout.count(".partial") == 0, "no half release"
-        half_built = f"{deployer.root}/venvs/{requirements_hash(firmware)}"
+        half_built = f"{deployer.root}/venvs/{environment_hash(firmware, deployer.target.extra_packages)}"
         assert ssh.run(f"test -e {half_built}").exit_code == 1, "the unfinished environment is removed"
 
         ssh.run("rm -f $HOME/filler").check()

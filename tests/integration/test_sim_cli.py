@@ -89,3 +89,38 @@ def test_sim_up_with_a_bad_bench_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == f"rig: {bench}: [timeouts] event_s: expected a number from 0.1 to 600, got 'soon'"
     assert not (tmp_path / "sim").exists(), "a bad bench file must not leave anything behind"
+
+
+def test_press_and_turn_by_hand(tmp_path: Path) -> None:
+    """`rig press` and `rig turn` against `rig sim up`: each prints what the firmware broadcast in reply."""
+    state = str(tmp_path / "sim")
+    up = run_rig("sim", "up", "--json", "--local", "--state-dir", state)
+    assert up.returncode == 0, up.stderr
+    url = json.loads(up.stdout)["url"]
+    try:
+        playlists = httpx.get(f"{url}/api/playlists").json()["data"]["playlists"]
+        playlist = next(p for p in playlists if p["track_count"] >= 3)
+        httpx.post(f"{url}/api/playlists/{playlist['id']}/start", json={"track_number": 1}).raise_for_status()
+
+        pressed = run_rig("press", "next", "--wait", "0.5", "--state-dir", state)
+        assert pressed.returncode == 0, pressed.stderr
+        first = json.loads(pressed.stdout.splitlines()[0])
+        assert first["event"] == "state:player"
+        second = httpx.get(f"{url}/api/playlists/{playlist['id']}").json()["data"]["tracks"][1]["id"]
+        assert first["data"]["data"]["active_track_id"] == second, "next went to the second track"
+        assert first["after_ms"] < 1000
+
+        turned = run_rig("turn", "volume", "-2", "--wait", "0.5", "--state-dir", state)
+        assert turned.returncode == 0, turned.stderr
+        volumes = [json.loads(line) for line in turned.stdout.splitlines()]
+        changes = [e["data"]["data"]["volume"] for e in volumes if e["event"] == "state:volume_changed"]
+        assert len(changes) == 2, turned.stdout
+        assert changes[0] - changes[1] == 5, "one volume step per detent"
+
+        unknown = run_rig("press", "nope", "--state-dir", state)
+        assert unknown.returncode == 2
+        assert unknown.stderr.strip() == (
+            "rig: no line 'nope' in the wiring map; it has: next, play_pause, previous, volume_clk, volume_dt"
+        )
+    finally:
+        run_rig("sim", "down", "--state-dir", state)
