@@ -137,6 +137,19 @@ class _Table:
             raise BenchFileError(f"{self._where(key)}: expected an integer from {lo} to {hi}, got {value!r}")
         return value
 
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise BenchFileError(f"{self._where(key)}: expected true or false, got {value!r}")
+        return value
+
+    def table(self, key: str) -> dict[str, Any] | None:
+        """A sub-table such as [gpio.lines], read as a whole by its caller."""
+        value = self._get(key, None)
+        if value is not None and not isinstance(value, dict):
+            raise BenchFileError(f"{self._where(key)}: expected a table, got {value!r}")
+        return value
+
     def strings(self, key: str) -> tuple[str, ...]:
         value = self._get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -173,7 +186,7 @@ def load_bench(file: Path) -> BenchConfig:
     except tomllib.TOMLDecodeError as exc:
         raise BenchFileError(f"{file}: invalid TOML: {exc}") from None
 
-    sections = {"bench", "dut", "firmware", "sim", "timeouts", "ssh", "deploy"}
+    sections = {"bench", "dut", "firmware", "sim", "timeouts", "ssh", "deploy", "gpio"}
     for name in raw:
         if name not in sections:
             raise BenchFileError(f"{file}: [{name}]: unknown section (known: {', '.join(sorted(sections))})")
@@ -252,12 +265,12 @@ def _load_gpio(file: Path, data: Any, kind: str) -> GpioConfig:
     pigpio_host = table.string("pigpio_host")
     if backend == "pigpio" and pigpio_host is None:
         raise BenchFileError(f'{file}: [gpio] pigpio_host: required for backend = "pigpio"')
-    lines_data = table._get("lines", None)
-    encoders_data = table._get("encoders", None)
+    lines_data = table.table("lines")
+    encoders_data = table.table("encoders")
     table.finish()
     wiring = Wiring()
     if lines_data is not None:
-        if not isinstance(lines_data, dict) or not lines_data:
+        if not lines_data:
             raise BenchFileError(f"{file}: [gpio.lines]: expected a table of lines, got {lines_data!r}")
         lines = {}
         for name, line_data in lines_data.items():
@@ -265,7 +278,7 @@ def _load_gpio(file: Path, data: Any, kind: str) -> GpioConfig:
             lines[name] = Line(
                 dut_pin=line_t.integer("dut_pin", -1, lo=0, hi=53),
                 host_pin=line_t.integer("host_pin", 0, lo=0, hi=53) if "host_pin" in line_data else None,
-                active_high=bool(line_t._get("active_high", False) is True),
+                active_high=line_t.boolean("active_high", False),
                 direction=line_t.string("direction", "out", choices=("out", "in")) or "out",
             )
             line_t.finish()
@@ -274,7 +287,7 @@ def _load_gpio(file: Path, data: Any, kind: str) -> GpioConfig:
         wiring = Wiring(lines=lines, encoders={})
     if encoders_data is not None:
         encoders = {}
-        for name, pair in (encoders_data if isinstance(encoders_data, dict) else {}).items():
+        for name, pair in encoders_data.items():
             if not (isinstance(pair, list) and len(pair) == 2 and all(p in wiring.lines for p in pair)):
                 raise BenchFileError(
                     f'{file}: [gpio.encoders] {name}: expected ["A line", "B line"] naming lines of [gpio.lines], '

@@ -10,7 +10,8 @@ VENV=${VENV:-.venv}
 # the virtual Pi runs a real OpenSSH server, and the rig makes its keys with ssh-keygen; as root
 # it lives in a network namespace (iproute2), and its own account restarts the firmware with
 # Debian's supervisorctl (supervisor; the package's own daemon is not used).
-APT_PACKAGES=(python3 python3-venv python3-dev openssh-server openssh-client iproute2 procps supervisor)
+# systemd-analyze (systemd) and visudo (sudo) check the unit and sudo rule that provision-pi.sh renders.
+APT_PACKAGES=(python3 python3-venv python3-dev openssh-server openssh-client iproute2 procps supervisor systemd sudo)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 

@@ -21,7 +21,7 @@ from rig.manifest import MANIFEST_NAME, build_manifest
 from rig.netns import NETNS_DIR
 from rig.pi_account import PI_USER
 from rig.ssh import SshSession
-from rig.virtual_pi import SimSettings, VirtualPi
+from rig.virtual_pi import VirtualPi
 
 
 @pytest.fixture
@@ -32,8 +32,8 @@ def firmware(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def netns_pi_factory(tmp_path: Path) -> Iterator:
-    """Namespace virtual Pis; each is stopped afterwards, and nothing of it may remain."""
+def netns_pi_factory(virtual_pi_factory) -> Iterator:
+    """Namespace virtual Pis (started by ``virtual_pi_factory``); after each test nothing of them may remain."""
     if os.geteuid() != 0:
         if os.environ.get("CI") == "true":
             pytest.fail("the namespace virtual Pi needs root, and CI runs as root", pytrace=False)
@@ -41,10 +41,8 @@ def netns_pi_factory(tmp_path: Path) -> Iterator:
     started: list[VirtualPi] = []
 
     def start(name: str = "pi", **settings: object) -> VirtualPi:
-        virtual_pi = VirtualPi(tmp_path / name, SimSettings(form="netns", **settings))  # type: ignore[arg-type]
-        virtual_pi.up()
-        started.append(virtual_pi)
-        return virtual_pi
+        started.append(virtual_pi_factory(name, form="netns", **settings))
+        return started[-1]
 
     yield start
     for virtual_pi in started:

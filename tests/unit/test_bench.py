@@ -113,3 +113,44 @@ def test_toml_error_names_the_line(tmp_path: Path) -> None:
     file = write(tmp_path, '[bench]\nname = "b"\nkind = sim\n')
     with pytest.raises(BenchFileError, match=r"line 3"):
         load_bench(file)
+
+
+PI = '[bench]\nname = "b"\nkind = "pi"\n[dut]\nurl = "http://192.0.2.10:8000"\n'
+
+
+def test_gpio_wiring_loads(tmp_path: Path) -> None:
+    bench = load_bench(
+        write(
+            tmp_path,
+            PI + '[gpio]\nbackend = "local"\n[gpio.lines.next]\ndut_pin = 16\nhost_pin = 17\nactive_high = true\n'
+            "[gpio.lines.a]\ndut_pin = 7\nhost_pin = 5\n[gpio.lines.b]\ndut_pin = 24\nhost_pin = 6\n"
+            '[gpio.encoders]\nvolume = ["a", "b"]\n',
+        )
+    )
+    assert bench.gpio.backend == "local"
+    assert bench.gpio.wiring.line("next").host_pin == 17
+    assert bench.gpio.wiring.line("next").active_high is True
+    assert bench.gpio.wiring.encoders == {"volume": ("a", "b")}
+    assert load_bench(paths.SIM_BENCH).gpio.wiring.line("next").dut_pin == 16, "a sim bench gets the music box wiring"
+
+
+@pytest.mark.parametrize(
+    ("gpio", "expected"),
+    [
+        ('backend = "pigpio"\n', '[gpio] pigpio_host: required for backend = "pigpio"'),
+        ('backend = "local"\n[gpio.lines.next]\ndut_pin = 16\n', "[gpio.lines.next] host_pin: required for backend"),
+        (
+            '[gpio.lines.next]\ndut_pin = 16\nactive_high = "yes"\n',
+            "[gpio.lines.next] active_high: expected true or false",
+        ),
+        ("[gpio.lines.next]\ndut_pin = 99\n", "[gpio.lines.next] dut_pin: expected an integer from 0 to 53"),
+        ('[gpio.lines.next]\ndut_pin = 16\n[gpio.encoders]\nvolume = ["next", "nope"]\n', "[gpio.encoders] volume:"),
+        ("lines = 3\n", "[gpio] lines: expected a table, got 3"),
+    ],
+)
+def test_gpio_mistakes_are_one_line(tmp_path: Path, gpio: str, expected: str) -> None:
+    with pytest.raises(BenchFileError) as caught:
+        load_bench(write(tmp_path, PI + "[gpio]\n" + gpio))
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
