@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from device_drivers.gpio.wiring import Line, Wiring
+from device_drivers.nfc.actuator import TagMount
 
 from . import paths
 
@@ -82,6 +83,34 @@ class GpioConfig:
 
 
 @dataclass(frozen=True)
+class NfcConfig:
+    """``backend``: "sim" (the virtual Pi's field), "card" (nfcpy card emulation on the rig's own
+    reader at ``device``), "actuator" (real tags moved by gpiozero devices) or "none"."""
+
+    backend: str = "none"
+    device: str = "usb"  # nfcpy path of the rig's reader, e.g. "usb:054c:06c1" (RC-S380)
+    tags: Path = paths.TAGS
+    servo_pin: int | None = None
+    rest_angle: float = 0.0
+    active_high: bool = True
+    mounts: dict[str, TagMount] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SerialConfig:
+    port: str | None = None  # the USB-UART on the Pi's console, e.g. /dev/ttyUSB0 (a virtual Pi: its pty)
+    baudrate: int = 115200
+
+
+@dataclass(frozen=True)
+class PowerConfig:
+    backend: str = "none"  # "sim" (a virtual Pi), "relay" (gpiozero on relay_pin) or "none"
+    relay_pin: int | None = None
+    active_high: bool = True
+    off_s: float = 2.0  # long enough for a Pi's capacitors to drain
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     name: str
     kind: str
@@ -93,6 +122,9 @@ class BenchConfig:
     ssh: SshConfig | None = None
     deploy: DeployConfig = field(default_factory=DeployConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
+    nfc: NfcConfig = field(default_factory=NfcConfig)
+    serial: SerialConfig = field(default_factory=SerialConfig)
+    power: PowerConfig = field(default_factory=PowerConfig)
 
     @property
     def is_sim(self) -> bool:
@@ -186,7 +218,7 @@ def load_bench(file: Path) -> BenchConfig:
     except tomllib.TOMLDecodeError as exc:
         raise BenchFileError(f"{file}: invalid TOML: {exc}") from None
 
-    sections = {"bench", "dut", "firmware", "sim", "timeouts", "ssh", "deploy", "gpio"}
+    sections = {"bench", "dut", "firmware", "sim", "timeouts", "ssh", "deploy", "gpio", "nfc", "serial", "power"}
     for name in raw:
         if name not in sections:
             raise BenchFileError(f"{file}: [{name}]: unknown section (known: {', '.join(sorted(sections))})")
@@ -252,7 +284,72 @@ def load_bench(file: Path) -> BenchConfig:
         ssh=ssh,
         deploy=deploy,
         gpio=_load_gpio(file, raw.get("gpio", {}), kind),
+        nfc=_load_nfc(file, raw.get("nfc", {}), kind),
+        serial=_load_serial(file, raw.get("serial", {})),
+        power=_load_power(file, raw.get("power", {}), kind),
     )
+
+
+NFC_BACKENDS = ("sim", "card", "actuator", "none")
+
+
+def _load_nfc(file: Path, data: Any, kind: str) -> NfcConfig:
+    table = _Table(file, "nfc", data)
+    default_backend = "sim" if kind == "sim" else "none"
+    backend = table.string("backend", default_backend, choices=NFC_BACKENDS) or default_backend
+    device = table.string("device", "usb") or "usb"
+    tags = table.path("tags", paths.TAGS) or paths.TAGS
+    servo_pin = table.integer("servo_pin", 0, lo=0, hi=53) if "servo_pin" in data else None
+    rest_angle = table.number("rest_angle", 0.0, lo=-90, hi=90)
+    active_high = table.boolean("active_high", True)
+    mounts_data = table.table("mounts") or {}
+    table.finish()
+    mounts = {}
+    for name, mount_data in mounts_data.items():
+        mount_t = _Table(file, f"nfc.mounts.{name}", mount_data)
+        mount = TagMount(
+            solenoid_pin=mount_t.integer("solenoid_pin", 0, lo=0, hi=53) if "solenoid_pin" in mount_data else None,
+            angle=mount_t.number("angle", 0.0, lo=-90, hi=90) if "angle" in mount_data else None,
+        )
+        mount_t.finish()
+        if (mount.solenoid_pin is None) == (mount.angle is None):
+            raise BenchFileError(f"{file}: [nfc.mounts.{name}]: give exactly one of solenoid_pin or angle")
+        if mount.angle is not None and servo_pin is None:
+            raise BenchFileError(f"{file}: [nfc.mounts.{name}] angle: needs [nfc] servo_pin")
+        if not (tags / f"{name}.toml").is_file():
+            raise BenchFileError(f"{file}: [nfc.mounts.{name}]: no tag file {tags / (name + '.toml')}")
+        mounts[name] = mount
+    if backend == "actuator" and not mounts:
+        raise BenchFileError(f'{file}: [nfc.mounts]: backend = "actuator" needs at least one mounted tag')
+    if backend == "sim" and kind != "sim":
+        raise BenchFileError(f'{file}: [nfc] backend: "sim" needs kind = "sim" (a virtual Pi)')
+    return NfcConfig(backend, device, tags, servo_pin, rest_angle, active_high, mounts)
+
+
+def _load_serial(file: Path, data: Any) -> SerialConfig:
+    table = _Table(file, "serial", data)
+    config = SerialConfig(port=table.string("port"), baudrate=table.integer("baudrate", 115200, lo=300, hi=4_000_000))
+    table.finish()
+    return config
+
+
+def _load_power(file: Path, data: Any, kind: str) -> PowerConfig:
+    table = _Table(file, "power", data)
+    default_backend = "sim" if kind == "sim" else "none"
+    backend = table.string("backend", default_backend, choices=("sim", "relay", "none")) or default_backend
+    relay_pin = table.integer("relay_pin", 0, lo=0, hi=53) if "relay_pin" in data else None
+    config = PowerConfig(
+        backend=backend,
+        relay_pin=relay_pin,
+        active_high=table.boolean("active_high", True),
+        off_s=table.number("off_s", 2.0, lo=0, hi=60),
+    )
+    table.finish()
+    if backend == "relay" and relay_pin is None:
+        raise BenchFileError(f'{file}: [power] relay_pin: required for backend = "relay"')
+    if backend == "sim" and kind != "sim":
+        raise BenchFileError(f'{file}: [power] backend: "sim" needs kind = "sim" (a virtual Pi)')
+    return config
 
 
 GPIO_BACKENDS = ("sim", "local", "pigpio", "none")

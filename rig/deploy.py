@@ -316,20 +316,28 @@ class Deployer:
 
     @staticmethod
     def _download_wheels(firmware: Path, machine: str, version: str, cache: Path) -> None:
-        """pip fetches wheels for the Pi's platform into the host's cache, once per requirements."""
+        """Wheels for the Pi's Python and platform, fetched on the host once per requirements.
+
+        pip resolves the requirements on the host first and builds a wheel of every sdist (pyDes,
+        which nfcpy needs, has no wheel on PyPI). A pure-Python wheel serves the Pi as it is; for
+        any other, pip downloads the build for the Pi's platform.
+        """
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="rig-wheelhouse-", dir=cache.parent) as folder:
-            command = [
-                sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                "--only-binary=:all:", "--python-version", version, "--implementation", "cp",
-                "--platform", f"manylinux2014_{machine}", "--platform", f"linux_{machine}",
-                "-r", str(firmware / "requirements.txt"), "-d", folder,
-            ]  # fmt: skip
-            result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-            if result.returncode != 0:
-                tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-                raise DeployError(f"could not build the wheelhouse for linux-{machine} Python {version}: {tail}")
-            for wheel in Path(folder).glob("*.whl"):
+            built, chosen = Path(folder) / "host", Path(folder) / "pi"
+            unresolved = f"could not resolve the firmware's requirements for linux-{machine} Python {version}"
+            _pip("wheel", "-r", str(firmware / "requirements.txt"), "-w", str(built), failure=unresolved)
+            chosen.mkdir()
+            for wheel in built.glob("*.whl"):
+                if wheel.name.endswith("-none-any.whl"):
+                    wheel.replace(chosen / wheel.name)
+                    continue
+                name, wheel_version = wheel.name.split("-")[:2]
+                _pip("download", "--only-binary=:all:", "--no-deps", "--python-version", version,
+                     "--implementation", "cp", "--platform", f"manylinux2014_{machine}",
+                     "--platform", f"linux_{machine}", f"{name}=={wheel_version}", "-d", str(chosen),
+                     failure=f"no wheel of {name} {wheel_version} for linux-{machine} Python {version}")  # fmt: skip
+            for wheel in chosen.glob("*.whl"):
                 wheel.replace(cache / wheel.name)
         (cache / ".complete").touch()
 
@@ -396,3 +404,11 @@ class Deployer:
         self._switch(previous)
         self.restart_and_wait()
         return previous
+
+
+def _pip(*args: str, failure: str) -> None:
+    command = [sys.executable, "-m", "pip", *args[:1], "--quiet", "--disable-pip-version-check", *args[1:]]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    if result.returncode != 0:
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DeployError(f"{failure}: {tail}")

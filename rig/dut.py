@@ -12,12 +12,20 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from device_drivers.gpio import GpioError, PinBackend
 from device_drivers.gpio.host import GpiozeroBackend
 from device_drivers.gpio.sim import MockPinsBackend
+from device_drivers.nfc import NfcBackend
+from device_drivers.nfc.actuator import Actuator, ActuatorError
+from device_drivers.nfc.card import CardEmulationError, CardEmulator
+from device_drivers.nfc.field import FieldError, UdpField
+from device_drivers.power import PowerSwitch, RelaySwitch
+from device_drivers.power.relay import RelayError
+from device_drivers.serial import ConsoleError, SerialConsole
 
 from .bench import BenchConfig
 from .bench_remote import bench_deploy_target, bench_session
@@ -30,8 +38,10 @@ from .virtual_pi import SimError, SimSettings, VirtualPi
 # so tests may delete and move tracks and the rig can put them back; "journal" means the
 # firmware's journal is followed onto each test's timeline (a virtual Pi reached over SSH);
 # "power" means the rig can cut the DUT's power and boot it again; "gpio" that it drives the
-# DUT's buttons and encoder through the bench's wiring map.
-SIM_CAPABILITIES = frozenset({"http", "socketio", "fixture_library", "power", "gpio"})
+# DUT's buttons and encoder through the bench's wiring map; "nfc" that it presents tags to the
+# DUT's reader; "nfc_reader_pull" that it can unplug that reader (a namespace virtual Pi);
+# "console" that it reads the DUT's serial console.
+SIM_CAPABILITIES = frozenset({"http", "socketio", "fixture_library", "power", "gpio", "nfc"})
 REMOTE_CAPABILITIES = frozenset({"http", "socketio"})
 
 log = logging.getLogger(__name__)
@@ -58,6 +68,8 @@ class Dut:
     ssh: SshSession | None = None
     deployed: DeployResult | None = None
     service: ServiceControl | None = None  # how the firmware's journal is read over ``ssh``
+    _nfc: NfcBackend | None = None
+    _console: SerialConsole | None = None
 
     @property
     def is_sim(self) -> bool:
@@ -91,16 +103,84 @@ class Dut:
                 raise BenchError(str(exc)) from None
         raise BenchError(f"bench {self.bench.name!r} has no GPIO backend ([gpio] backend = {config.backend!r})")
 
-    def power_cycle(self, off_s: float = 1.0) -> float:
-        """Cut the DUT's power and boot it again, then wait until the firmware is healthy; returns
-        the seconds from the cut to healthy. SSH sessions are cut too and reconnect on next use."""
-        if self.virtual_pi is None:
-            raise BenchError("this bench has no power control (a relay comes with the power driver)")
-        started = time.monotonic()
+    def nfc_backend(self) -> NfcBackend:
+        """The bench's NFC backend, opened once per session (``needs("nfc")`` guarantees there is one).
+        A virtual Pi's field must hold its port for the whole run: the firmware polls it all along."""
+        if self._nfc is not None:
+            return self._nfc
+        config = self.bench.nfc
         try:
-            self.virtual_pi.power_cycle(off_s)
+            if self.virtual_pi is not None:
+                info = self.virtual_pi.info()
+                if info is None:
+                    raise BenchError("the virtual Pi is not running")
+                field = UdpField(info.nfc_host, info.nfc_port)
+                field.wait_for_poll(self.bench.dut.boot_timeout_s)
+                self._nfc = field
+            elif config.backend == "card":
+                self._nfc = CardEmulator(config.device)
+            elif config.backend == "actuator":
+                self._nfc = Actuator(
+                    config.mounts,
+                    servo_pin=config.servo_pin,
+                    rest_angle=config.rest_angle,
+                    active_high=config.active_high,
+                    pin_factory=self._pin_factory(),
+                )
+            else:
+                raise BenchError(f"bench {self.bench.name!r} has no NFC backend ([nfc] backend = {config.backend!r})")
+        except (FieldError, CardEmulationError, ActuatorError) as exc:
+            raise BenchError(str(exc)) from None
+        return self._nfc
+
+    def set_reader(self, present: bool) -> None:
+        """Unplug the DUT's NFC reader or plug it back (``needs("nfc_reader_pull")``)."""
+        if self.virtual_pi is None:
+            raise BenchError("only a virtual Pi's reader can be unplugged by the rig")
+        try:
+            self.virtual_pi.set_reader(present)
         except SimError as exc:
             raise BenchError(str(exc)) from None
+
+    def console(self, log_path: Path, on_line: Any = None) -> SerialConsole:
+        """The DUT's serial console, opened once per session (``needs("console")``)."""
+        if self._console is not None:
+            return self._console
+        port, baudrate = self.bench.serial.port, self.bench.serial.baudrate
+        if self.virtual_pi is not None:
+            info = self.virtual_pi.info()
+            port = info.console if info is not None and info.console else None
+        if port is None:
+            raise BenchError(f"bench {self.bench.name!r} has no serial console ([serial] port)")
+        try:
+            self._console = SerialConsole(port, baudrate, log_path, on_line)
+        except ConsoleError as exc:
+            raise BenchError(str(exc)) from None
+        return self._console
+
+    def power_switch(self) -> PowerSwitch:
+        """What cuts the DUT's power (``needs("power")``): the virtual Pi itself, or a relay."""
+        if self.virtual_pi is not None:
+            return VirtualPiSwitch(self.virtual_pi)
+        config = self.bench.power
+        if config.backend != "relay" or config.relay_pin is None:
+            raise BenchError(f"bench {self.bench.name!r} has no power control ([power] backend = {config.backend!r})")
+        try:
+            return RelaySwitch(config.relay_pin, active_high=config.active_high, pin_factory=self._pin_factory())
+        except RelayError as exc:
+            raise BenchError(str(exc)) from None
+
+    def _pin_factory(self) -> Any:
+        """gpiozero's factory for the rig host's own pins, or a helper Pi's pigpio daemon ([gpio])."""
+        if self.bench.gpio.backend != "pigpio":
+            return None
+        from gpiozero.pins.pigpio import PiGPIOFactory
+
+        return PiGPIOFactory(host=self.bench.gpio.pigpio_host)
+
+    def wait_healthy(self) -> float:
+        """Block until the firmware answers health and Socket.IO again (after power came back)."""
+        started = time.monotonic()
         last = wait_healthy(self.url, self.bench.dut.boot_timeout_s, socketio=True)
         if last is not None:
             raise BenchError(
@@ -108,11 +188,41 @@ class Dut:
             )
         return time.monotonic() - started
 
+    def power_cycle(self, off_s: float = 1.0) -> float:
+        """Cut the DUT's power and boot it again, then wait until the firmware is healthy; returns
+        the seconds from the cut to healthy. SSH sessions are cut too and reconnect on next use."""
+        switch = self.power_switch()
+        started = time.monotonic()
+        try:
+            switch.off()
+            time.sleep(off_s)
+            switch.on()
+        except SimError as exc:
+            raise BenchError(str(exc)) from None
+        self.wait_healthy()
+        return time.monotonic() - started
+
     def stop(self) -> None:
+        for resource in (self._nfc, self._console):
+            if resource is not None:
+                resource.close()
         if self.ssh is not None:
             self.ssh.close()
         if self.virtual_pi is not None:
             self.virtual_pi.down()
+
+
+class VirtualPiSwitch:
+    """A virtual Pi's power: its processes stop and start (VirtualPi.power_off/power_on)."""
+
+    def __init__(self, virtual_pi: VirtualPi) -> None:
+        self.virtual_pi = virtual_pi
+
+    def off(self) -> None:
+        self.virtual_pi.power_off()
+
+    def on(self) -> None:
+        self.virtual_pi.power_on()
 
 
 def _health(url: str, timeout: float) -> dict:
@@ -164,11 +274,14 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
             ssh.close()
         virtual_pi.down()
         raise BenchError(f"virtual Pi did not come up: {exc}") from exc
+    capabilities = SIM_CAPABILITIES | ({"journal"} if ssh is not None else set())
+    capabilities |= {"console"} if info.console else set()
+    capabilities |= {"nfc_reader_pull"} if info.form == "netns" else set()
     return Dut(
         "sim",
         info.url,
         bench,
-        SIM_CAPABILITIES | {"journal"} if ssh is not None else SIM_CAPABILITIES,
+        capabilities,
         virtual_pi=virtual_pi,
         firmware_version=str(health.get("version", "unknown")),
         boot_s=info.boot_s,
@@ -189,8 +302,14 @@ def attach_bench(bench: BenchConfig) -> Dut:
     run, which follows the unit's journal (``journalctl -f -o json``) onto each test's timeline."""
     assert bench.dut.url is not None  # load_bench guarantees it for kind = "pi"
     device = attach(bench.dut.url, bench, mode="bench")
-    if bench.gpio.backend != "none":
-        device.capabilities = device.capabilities | {"gpio"}
+    for capability, present in (
+        ("gpio", bench.gpio.backend != "none"),
+        ("nfc", bench.nfc.backend != "none"),
+        ("console", bench.serial.port is not None),
+        ("power", bench.power.backend == "relay"),
+    ):
+        if present:
+            device.capabilities = device.capabilities | {capability}
     if bench.ssh is None:
         return device
     ssh = bench_session(bench)

@@ -3,8 +3,10 @@
 Why a namespace: the virtual Pi's sshd and firmware then sit behind a link the rig reaches by an
 address and port 22, as on a bench, and a fault test can take that link down under a live deploy.
 Names derive from the virtual Pi's state folder, so a run that was killed is cleaned up by the
-next one that uses the same folder. Addresses come from ``SUBNET``, one /30 per virtual Pi; its
-traffic crosses only the veth pair and never leaves the machine. Only root can do any of this.
+next one that uses the same folder. Addresses come from ``SUBNET``, one /29 per virtual Pi: the
+host side (.1), the Pi (.2), and the host side's second address (.5) where the rig's NFC field
+answers the Pi's udp reader. Its traffic crosses only the veth pair and never leaves the machine.
+Only root can do any of this.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 SUBNET = ipaddress.ip_network("10.213.0.0/16")
 PI_INTERFACE = "eth0"
 NETNS_DIR = Path("/run/netns")
-ALLOCATION_LOCK = Path("/run/rig-netns.lock")  # two virtual Pis booting at once must not pick one /30
+ALLOCATION_LOCK = Path("/run/rig-netns.lock")  # two virtual Pis booting at once must not pick one /29
+PREFIX = 29
 FALLBACK_METRIC = "4242"
 
 
@@ -100,7 +103,7 @@ class Namespace:
             fcntl.flock(lock, fcntl.LOCK_EX)
             _drop_orphan_fallbacks()
             network = self._free_network()
-            host, pi = list(network.hosts())
+            host, pi, _, _, field = list(network.hosts())[:5]
             try:
                 _ip("netns", "add", self.name)
                 _ip(
@@ -110,6 +113,7 @@ class Namespace:
                 # packet for the Pi can take the default route off the machine.
                 _ip("route", "add", "unreachable", str(network), "metric", FALLBACK_METRIC)
                 _ip("addr", "add", f"{host}/{network.prefixlen}", "dev", self.host_interface)
+                _ip("addr", "add", f"{field}/32", "dev", self.host_interface)
                 _ip("link", "set", self.host_interface, "up")
                 _ip("-n", self.name, "addr", "add", f"{pi}/{network.prefixlen}", "dev", PI_INTERFACE)
                 _ip("-n", self.name, "link", "set", PI_INTERFACE, "up")
@@ -122,13 +126,27 @@ class Namespace:
 
     def _free_network(self) -> ipaddress.IPv4Network:
         used = _used_networks()
-        candidates = list(SUBNET.subnets(new_prefix=30))
+        candidates = list(SUBNET.subnets(new_prefix=PREFIX))
         start = int(self.key, 16) % len(candidates)  # stable for one state folder, spread across folders
         for offset in range(len(candidates)):
             network = candidates[(start + offset) % len(candidates)]
             if not any(network.overlaps(other) for other in used):
                 return network
-        raise NamespaceError(f"no free /30 left in {SUBNET} for another virtual Pi")
+        raise NamespaceError(f"no free /{PREFIX} left in {SUBNET} for another virtual Pi")
+
+    def field_address(self) -> str:
+        """The host-side address where the Pi's udp NFC reader finds the rig's field (.5 of its /29)."""
+        network = ipaddress.ip_interface(f"{self.pi_address()}/{PREFIX}").network
+        return str(list(network.hosts())[4])
+
+    def set_reader(self, present: bool) -> None:
+        """The Pi's NFC reader unplugged or plugged back: an unreachable route to the field makes the
+        reader's next send fail at once (EHOSTUNREACH), as a USB reader's I/O fails when it is pulled."""
+        field = f"{self.field_address()}/32"
+        if present:
+            _ip("-n", self.name, "route", "del", "unreachable", field, check=False)
+        else:
+            _ip("-n", self.name, "route", "replace", "unreachable", field)
 
     def set_link(self, up: bool) -> None:
         """The Pi's cable pulled or put back: its end of the veth goes down or up. Packets to it are

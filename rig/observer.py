@@ -185,9 +185,14 @@ class WebSocketTestClient:
         self._last_state = captured
 
     # -- rooms -----------------------------------------------------------------------------
-    async def join_room(self, room: str, playlist_id: str | None = None, timeout: float | None = None) -> CapturedEvent:
-        """Join ``playlists`` or ``playlist`` (with ``playlist_id``); returns the ``ack:join``."""
+    async def join_room(
+        self, room: str, playlist_id: str | None = None, timeout: float | None = None, *, assoc_id: str | None = None
+    ) -> CapturedEvent:
+        """Join ``playlists``, ``playlist`` (with ``playlist_id``) or ``nfc`` (with ``assoc_id``, an NFC
+        association session's id); returns the ``ack:join``."""
         payload = {"playlist_id": playlist_id} if playlist_id else {}
+        if assoc_id is not None:
+            payload["assoc_id"] = assoc_id
         ack = await self._room_request(f"join:{room}", payload, "ack:join", timeout)
         for event in self.captured_events:
             if event.index < ack.index:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,6 +61,8 @@ PI_LOG_DIR = "/var/log/virtual-pi"  # the state folder's logs/, as the Pi's own 
 # The Pi's own supervisorctl (Debian's supervisor package): the Pi-side account cannot run the
 # rig's, whose interpreter may sit under /root.
 PI_SUPERVISORCTL = "/usr/bin/supervisorctl"
+# nfcpy's own default udp port; in the namespace form the field has an address of its own (netns.py).
+NFC_FIELD_PORT = 54321
 
 # Runs inside the new namespace, as root, before supervisord takes over. /home and /var/log get
 # tmpfs mounts of their own so the Pi's paths exist without touching the machine's.
@@ -111,6 +114,9 @@ class SimInfo:
     deploy_root: str = ""  # as the Pi sees it
     namespace: str = ""
     hostname: str = ""
+    nfc_host: str = ""  # where the rig's NFC field answers the firmware's udp reader
+    nfc_port: int = 0
+    console: str = ""  # the rig's end of the console's pty pair ("" when socat is missing)
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _supervisord_cmdline(pid: int) -> str:
+def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
@@ -159,6 +165,12 @@ class VirtualPi:
         # The firmware's mock pins listen here (device_drivers/gpio/mockpins); in the namespace
         # form the Pi and the host share /tmp, as a wire shares a pin.
         self.gpio_socket = Path(tempfile.gettempdir()) / f"rig-sim-{digest[:12]}-gpio.sock"
+        # The serial console: a pty pair joined by socat, a null-modem cable that outlives power cycles.
+        self.console_links = tuple(
+            Path(tempfile.gettempdir()) / f"rig-sim-{digest[:12]}-console-{end}" for end in ("pi", "rig")
+        )
+        self.console_pid_file = self.state_dir / "console.pid"
+        self.powered_off_file = self.state_dir / "powered-off.json"
         # The Pi's disk as the host sees it. In the SSH forms the firmware lives where a deploy
         # puts it on a Pi: releases, venvs and data under one root reached only over SSH.
         self.pi_dir = self.state_dir / "pi"
@@ -185,7 +197,7 @@ class VirtualPi:
             info = SimInfo(**json.loads(self.state_file.read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        if _alive(info.supervisor_pid) and str(self.conf_file) in _supervisord_cmdline(info.supervisor_pid):
+        if _alive(info.supervisor_pid) and str(self.conf_file) in _cmdline(info.supervisor_pid):
             return info
         self.state_file.unlink(missing_ok=True)
         return None
@@ -228,6 +240,7 @@ class VirtualPi:
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(mode=0o755, exist_ok=True)
+        self.powered_off_file.unlink(missing_ok=True)
         FixtureLibrary.load().seed(self.music_dir)
         host, port, hostname = "127.0.0.1", free_port(), ""
         command = [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf_file)]
@@ -241,7 +254,16 @@ class VirtualPi:
         except (SshdError, AccountError, NamespaceError, subprocess.CalledProcessError) as exc:
             self._remove_namespace()
             raise SimError(f"cannot set up the virtual Pi ({form} form): {exc}") from None
-        self._write_config(port)
+        nfc_host, nfc_port = (
+            (self.namespace.field_address(), NFC_FIELD_PORT) if form == "netns" else ("127.0.0.1", free_port())
+        )
+        try:
+            console_pi = self._start_console()
+        except SimError:
+            self._remove_namespace()
+            raise
+        self._write_config(port, f"udp:{nfc_host}:{nfc_port}", console_pi)
+        self.console_line("virtual Pi: power on")
         self.socket_path.unlink(missing_ok=True)
         with (self.state_dir / "supervisord.out").open("ab") as out:
             process = subprocess.Popen(
@@ -259,6 +281,7 @@ class VirtualPi:
                 self._wait_listening(host, self.sshd.port, process.pid)  # the firmware arrives with 'rig deploy'
         except SimError:
             self._stop_pid(process.pid)
+            self._stop_console()
             self._remove_namespace()
             raise
         info = SimInfo(
@@ -273,6 +296,9 @@ class VirtualPi:
             form=form,
             hostname=hostname,
             namespace=self.namespace.name if form == "netns" else "",
+            nfc_host=nfc_host,
+            nfc_port=nfc_port,
+            console=str(self.console_links[1]) if console_pi else "",
             **self._ssh_facts(),
         )
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
@@ -335,11 +361,13 @@ class VirtualPi:
         """Stop everything ``up`` started; returns what was stopped, None if nothing ran."""
         info = self.info()
         if info is None:
+            self._stop_console()
             self._remove_namespace()
             return None
         sessions = descendants(info.supervisor_pid)  # SSH sessions outlive their sshd unless stopped
         self._stop_pid(info.supervisor_pid)
         _kill(sessions)
+        self._stop_console()
         if info.namespace:
             self.namespace.delete()
         self.state_file.unlink(missing_ok=True)
@@ -347,28 +375,48 @@ class VirtualPi:
         self.gpio_socket.unlink(missing_ok=True)
         return info
 
-    def power_cycle(self, off_s: float = 1.0) -> float:
-        """Cut the Pi's power and boot it again: every process stops, SSH sessions too; the firmware
-        comes back by itself if it ran before, like an enabled systemd unit. Returns the seconds off."""
+    def power_off(self) -> None:
+        """Cut the Pi's power: every process stops, SSH sessions too. Whether the firmware ran is
+        kept, so power_on brings it back by itself, like an enabled systemd unit."""
         info = self.info()
         if info is None:
             raise SimError(f"no virtual Pi runs in {self.state_dir}; start one with 'rig sim up'")
+        if self.powered_off_file.exists():
+            return  # already off
         firmware_ran = self.program_status() == "RUNNING"
-        cut = time.monotonic()
+        self.console_line("virtual Pi: power off")
         # Taken before the stop: once sshd's listener is gone its sessions belong to init.
         sessions = descendants(info.supervisor_pid)
         self._supervisorctl("stop", "all")
         _kill(sessions)
         if info.namespace:
             self.namespace.kill_all(except_pids=frozenset({info.supervisor_pid}))
-        off = time.monotonic() - cut
-        time.sleep(max(0.0, off_s - off))
+        self.powered_off_file.write_text(json.dumps({"firmware": firmware_ran}))
+        log.warning("virtual Pi powered off")
+
+    def power_on(self) -> None:
+        info = self.info()
+        if info is None:
+            raise SimError(f"no virtual Pi runs in {self.state_dir}; start one with 'rig sim up'")
+        try:
+            firmware_ran = bool(json.loads(self.powered_off_file.read_text())["firmware"])
+        except (OSError, ValueError, KeyError):
+            return  # it was never off
+        self.console_line("virtual Pi: power on")
         programs = (["firmware"] if firmware_ran else []) + (["sshd"] if info.form != "local" else [])
         if programs:
             result = self._supervisorctl("start", *programs)
             if result.returncode != 0:
                 raise SimError(f"the virtual Pi did not boot again: {result.stdout.strip() or result.stderr.strip()}")
-        log.warning("virtual Pi power-cycled (%s off)", f"{time.monotonic() - cut:.2f} s")
+        self.powered_off_file.unlink(missing_ok=True)
+        log.warning("virtual Pi powered on")
+
+    def power_cycle(self, off_s: float = 1.0) -> float:
+        """Off for ``off_s`` seconds (at least as long as stopping takes), then on; returns the seconds off."""
+        cut = time.monotonic()
+        self.power_off()
+        time.sleep(max(0.0, off_s - (time.monotonic() - cut)))
+        self.power_on()
         return time.monotonic() - cut
 
     def _ssh_facts(self) -> dict[str, object]:
@@ -383,9 +431,11 @@ class VirtualPi:
             "deploy_root": self.on_pi(self.deploy_root),
         }
 
-    def _write_config(self, port: int) -> None:
+    def _write_config(self, port: int, nfc_device: str, console: str) -> None:
         form = self.form
         environment = {
+            "MUSICBOX_NFC_DEVICE": nfc_device,
+            "MUSICBOX_CONSOLE": console,
             "MUSICBOX_HOST": "0.0.0.0" if form == "netns" else "127.0.0.1",
             "MUSICBOX_PORT": str(port),
             "MUSICBOX_DATA_DIR": self.on_pi(self.data_dir),
@@ -482,6 +532,60 @@ class VirtualPi:
             health_timeout_s=self.settings.boot_timeout_s,
             extra_packages=(paths.MOCK_PINS,),
         )
+
+    def set_reader(self, present: bool) -> None:
+        """Unplug the Pi's NFC reader, or plug it back (namespace form only; see Namespace.set_reader)."""
+        info = self.info()
+        if info is None or info.form != "netns":
+            raise SimError("only a virtual Pi in the namespace form has a reader the rig can unplug")
+        self.namespace.set_reader(present)
+
+    # -- the serial console --------------------------------------------------------------------
+    def _start_console(self) -> str:
+        """socat joins two ptys: the firmware writes the Pi's end, pyserial reads the rig's end.
+        Returns the Pi's end (a /dev/pts path), or "" without socat (the Pi then has no console)."""
+        self._stop_console()
+        socat = shutil.which("socat")
+        if socat is None:
+            log.warning("no socat on this machine: the virtual Pi boots without a serial console")
+            return ""
+        for link in self.console_links:
+            link.unlink(missing_ok=True)
+        ends = [f"pty,raw,echo=0,link={link}" for link in self.console_links]
+        with (self.log_dir / "console-socat.log").open("ab") as out:
+            process = subprocess.Popen(
+                [socat, *ends], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.console_pid_file.write_text(str(process.pid))
+        deadline = time.monotonic() + 5
+        while not all(link.exists() for link in self.console_links):
+            if time.monotonic() > deadline or process.poll() is not None:
+                self._stop_console()
+                raise SimError(f"socat did not make the console's pty pair; see {self.log_dir}/console-socat.log")
+            time.sleep(0.02)
+        pi_end = os.path.realpath(self.console_links[0])
+        if self.form == "netns":
+            account = ensure_account()
+            os.chown(pi_end, account.pw_uid, account.pw_gid)  # the firmware runs as the Pi's account
+        return pi_end
+
+    def _stop_console(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(self.console_pid_file.read_text())
+            if "socat" in _cmdline(pid) and str(self.console_links[0]) in _cmdline(pid):
+                os.kill(pid, signal.SIGTERM)
+        self.console_pid_file.unlink(missing_ok=True)
+        for link in self.console_links:
+            link.unlink(missing_ok=True)
+
+    def console_line(self, text: str) -> None:
+        """A line on the console from the board itself (power on and off), as a Pi's boot messages."""
+        with contextlib.suppress(OSError):
+            fd = os.open(self.console_links[0], os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+            try:
+                os.write(fd, f"{text}\r\n".encode())
+            finally:
+                os.close(fd)
 
     def set_link(self, up: bool) -> None:
         """Pull the Pi's network cable, or put it back (namespace form only)."""

@@ -11,7 +11,8 @@ VENV=${VENV:-.venv}
 # it lives in a network namespace (iproute2), and its own account restarts the firmware with
 # Debian's supervisorctl (supervisor; the package's own daemon is not used).
 # systemd-analyze (systemd) and visudo (sudo) check the unit and sudo rule that provision-pi.sh renders.
-APT_PACKAGES=(python3 python3-venv python3-dev openssh-server openssh-client iproute2 procps supervisor systemd sudo)
+# socat joins the pty pair of the virtual Pi's serial console.
+APT_PACKAGES=(python3 python3-venv python3-dev openssh-server openssh-client iproute2 procps supervisor systemd sudo socat)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 

@@ -66,4 +66,13 @@ def test_status(timeline):
     result.stdout.fnmatch_lines(
         ["*the firmware broke its contract during this test*", "*GET /api/player/status → answered HTTP 500*"]
     )
-    result.stdout.fnmatch_lines(["*contract  HTTP 5xx (always a firmware defect): in 1 test(s), 1 finding(s)*"])
+    result.stdout.fnmatch_lines(["*contract  HTTP 5xx (a firmware defect): in 1 test(s), 1 finding(s)*"])
+
+
+def test_http_503_for_a_missing_device_is_not_a_defect(pytester: pytest.Pytester) -> None:
+    test = """
+def test_scan_without_reader(timeline):
+    timeline.record("http", "http", "POST /api/nfc/scan →", status=503, ms=1.0)
+"""
+    result = run(pytester, "sim", test, ci=False)
+    result.assert_outcomes(passed=1)
