@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from device_drivers.gpio import Gpio
+from device_drivers.serial import ConsoleError, SerialConsole
 
 from . import __version__, cli_stimulus, paths
 from .bench import BenchConfig, BenchFileError, load_bench
@@ -186,21 +186,64 @@ async def _watch_events(url: str, rooms: list[str], playlists: list[str], contra
     return EXIT_OK
 
 
-def _stimulus(args: argparse.Namespace, act: Callable[[Gpio], object]) -> int:
+def _stimulus(args: argparse.Namespace, reach: Callable[[BenchConfig | None, Path], cli_stimulus.Stimulus]) -> int:
     bench = _load(args.bench) if args.bench else None
     contract = bench.firmware.contract if bench else paths.DEFAULT_CONTRACT
     try:
-        return cli_stimulus.run(cli_stimulus.reach(bench, Path(args.state_dir)), act, args.wait, contract)
+        return cli_stimulus.run(reach(bench, Path(args.state_dir)), args.wait, contract)
     except cli_stimulus.StimulusError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
 
 
 def cmd_press(args: argparse.Namespace) -> int:
-    return _stimulus(args, lambda gpio: gpio.press(args.name, args.hold))
+    return _stimulus(args, lambda b, d: cli_stimulus.gpio(b, d, lambda gpio: gpio.press(args.name, args.hold)))
 
 
 def cmd_turn(args: argparse.Namespace) -> int:
-    return _stimulus(args, lambda gpio: gpio.turn(args.encoder, args.steps, args.rate))
+    return _stimulus(args, lambda b, d: cli_stimulus.gpio(b, d, lambda g: g.turn(args.encoder, args.steps, args.rate)))
+
+
+def cmd_tap(args: argparse.Namespace) -> int:
+    return _stimulus(args, lambda b, d: cli_stimulus.nfc(b, d, args.tag, lambda nfc: nfc.tap(args.tag, args.dwell)))
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """Follow the serial console: a bench's [serial] port, or the running virtual Pi's pty."""
+    bench = _load(args.bench) if args.bench else None
+    if bench is not None and not bench.is_sim:
+        port, baudrate = bench.serial.port, bench.serial.baudrate
+        if port is None:
+            raise CliError(f"{bench.source}: no [serial] port: the bench has no console cable", EXIT_USAGE)
+    else:
+        info = VirtualPi(Path(args.state_dir)).info()
+        if info is None:
+            raise CliError("no virtual Pi runs; start one with 'rig sim up', or give --bench FILE", EXIT_USAGE)
+        if not info.console:
+            raise CliError("this virtual Pi has no console: install socat, then 'rig sim down' and 'up'", EXIT_USAGE)
+        port, baudrate = info.console, 115200
+    try:
+        console = SerialConsole(port, baudrate, on_line=lambda line: print(line.text, flush=True))
+    except ConsoleError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    print(f"following the console on {port} (Ctrl-C to stop)", file=sys.stderr)
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    try:
+        while console.error is None and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.1)
+    finally:
+        console.close()
+    if console.error is not None:
+        raise CliError(console.error)
+    return EXIT_OK
+
+
+def cmd_sim_reader(args: argparse.Namespace) -> int:
+    try:
+        VirtualPi(Path(args.state_dir)).set_reader(args.state == "in")
+    except (SimError, NamespaceError) as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    print(f"virtual Pi NFC reader {'plugged in' if args.state == 'in' else 'unplugged'}")
+    return EXIT_OK
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -391,7 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     link = sim.add_parser("link", help="take the namespace virtual Pi's network link down or up")
     link.add_argument("state", choices=("down", "up"))
     link.set_defaults(func=cmd_sim_link)
-    for sub in (up, status, down, reboot, link):
+    reader = sim.add_parser("reader", help="unplug the namespace virtual Pi's NFC reader (out) or plug it in (in)")
+    reader.add_argument("state", choices=("out", "in"))
+    reader.set_defaults(func=cmd_sim_reader)
+    for sub in (up, status, down, reboot, link, reader):
         sub.add_argument(
             "--state-dir", default=default_state, help=f"the virtual Pi's folder (default {default_state})"
         )
@@ -438,12 +484,21 @@ def build_parser() -> argparse.ArgumentParser:
     turn.add_argument("steps", type=int)
     turn.add_argument("--rate", type=float, default=20.0, help="detents per second (default 20)")
     turn.set_defaults(func=cmd_turn)
-    for sub in (press, turn):
+    tap = commands.add_parser("tap", help="lay a named tag on the DUT's reader and take it away")
+    tap.add_argument("tag", help="a tag of fixtures/tags (or the bench's [nfc] tags), e.g. red")
+    tap.add_argument("--dwell", type=float, default=0.5, metavar="S", help="seconds on the reader (default 0.5)")
+    tap.set_defaults(func=cmd_tap)
+    for sub in (press, turn, tap):
         sub.add_argument("--bench", metavar="FILE", help="a Pi bench file (default: the running virtual Pi)")
         sub.add_argument(
             "--wait", type=float, default=1.0, metavar="S", help="collect broadcasts this long (default 1)"
         )
         sub.add_argument("--state-dir", default=default_state, help=argparse.SUPPRESS)
+    console = commands.add_parser("console", help="follow the DUT's serial console until interrupted")
+    console.add_argument("--bench", metavar="FILE", help="a Pi bench file with [serial] (default: the virtual Pi)")
+    console.add_argument("--for", dest="seconds", type=float, metavar="S", help="stop after S seconds")
+    console.add_argument("--state-dir", default=default_state, help=argparse.SUPPRESS)
+    console.set_defaults(func=cmd_console)
     return parser
 
 

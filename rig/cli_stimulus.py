@@ -1,4 +1,5 @@
-"""``rig press`` and ``rig turn``: a technician's stimulus by hand, and what the firmware broadcast in reply.
+"""``rig press``, ``rig turn`` and ``rig tap``: a technician's stimulus by hand, and what the
+firmware broadcast in reply.
 
 Each prints one JSON line per event that arrived within ``--wait`` seconds after the stimulus,
 with its latency from the stimulus on one monotonic clock, and exits 1 when nothing came.
@@ -17,9 +18,11 @@ from pathlib import Path
 from device_drivers.gpio import Gpio, GpioError
 from device_drivers.gpio.host import GpiozeroBackend
 from device_drivers.gpio.sim import MockPinsBackend
+from device_drivers.nfc import Nfc, TagError, TagShelf
 
 from .bench import BenchConfig
 from .contract import ContractValidator
+from .dut import BenchError, Dut
 from .observer import CapturedEvent, WebSocketTestClient
 from .virtual_pi import VirtualPi
 
@@ -29,12 +32,21 @@ class StimulusError(RuntimeError):
 
 
 @dataclass
-class Bench:
+class Stimulus:
     url: str
-    gpio: Gpio
+    act: Callable[[], object]
+    close: Callable[[], None]
 
 
-def reach(bench: BenchConfig | None, state_dir: Path) -> Bench:
+def _virtual_pi(state_dir: Path) -> tuple[VirtualPi, str]:
+    virtual_pi = VirtualPi(state_dir)
+    info = virtual_pi.info()
+    if info is None:
+        raise StimulusError(f"no virtual Pi runs in {state_dir}; start one with 'rig sim up', or give --bench FILE")
+    return virtual_pi, info.url
+
+
+def gpio(bench: BenchConfig | None, state_dir: Path, action: Callable[[Gpio], object]) -> Stimulus:
     """A Pi bench file's firmware and GPIO backend; otherwise the running virtual Pi's."""
     if bench is not None and not bench.is_sim:
         assert bench.dut.url is not None
@@ -44,29 +56,55 @@ def reach(bench: BenchConfig | None, state_dir: Path) -> Bench:
             backend = GpiozeroBackend(bench.gpio.pigpio_host if bench.gpio.backend == "pigpio" else None)
         except GpioError as exc:
             raise StimulusError(str(exc)) from None
-        return Bench(bench.dut.url, Gpio(backend, bench.gpio.wiring))
-    virtual_pi = VirtualPi(state_dir)
-    info = virtual_pi.info()
-    if info is None:
-        raise StimulusError(f"no virtual Pi runs in {state_dir}; start one with 'rig sim up', or give --bench FILE")
-    wiring = bench.gpio.wiring if bench is not None else BenchConfig("sim", "sim").gpio.wiring
-    return Bench(info.url, Gpio(MockPinsBackend(virtual_pi.gpio_socket), wiring))
+        driver, url = Gpio(backend, bench.gpio.wiring), bench.dut.url
+    else:
+        virtual_pi, url = _virtual_pi(state_dir)
+        wiring = bench.gpio.wiring if bench is not None else BenchConfig("sim", "sim").gpio.wiring
+        driver = Gpio(MockPinsBackend(virtual_pi.gpio_socket), wiring)
+    return Stimulus(url, lambda: action(driver), driver.close)
 
 
-async def _observe(bench: Bench, act: Callable[[Gpio], object], wait_s: float, contract: Path) -> int:
-    client = WebSocketTestClient(bench.url, ContractValidator(contract), name="rig", default_timeout=5.0)
+def nfc(bench: BenchConfig | None, state_dir: Path, tag: str, action: Callable[[Nfc], object]) -> Stimulus:
+    """The bench's NFC backend (card emulation or actuator), or the running virtual Pi's field."""
+    config = bench if bench is not None else BenchConfig("sim", "sim")
+    shelf = TagShelf(config.nfc.tags)
+    try:
+        shelf.get(tag)  # a bad tag name is said before anything is opened
+    except TagError as exc:
+        raise StimulusError(str(exc)) from None
+    if bench is not None and not bench.is_sim:
+        assert bench.dut.url is not None
+        dut = Dut("bench", bench.dut.url, bench, frozenset())
+    else:
+        virtual_pi, url = _virtual_pi(state_dir)
+        dut = Dut("sim", url, config, frozenset(), virtual_pi=virtual_pi)
+    try:
+        driver = Nfc(dut.nfc_backend(), shelf)
+    except BenchError as exc:
+        raise StimulusError(str(exc)) from None
+
+    def close() -> None:
+        driver.close()
+        dut.nfc_backend().close()
+
+    return Stimulus(dut.url, lambda: action(driver), close)
+
+
+async def _observe(stimulus: Stimulus, wait_s: float, contract: Path) -> int:
+    client = WebSocketTestClient(stimulus.url, ContractValidator(contract), name="rig", default_timeout=5.0)
     try:
         await client.connect()
     except ConnectionError as exc:
+        stimulus.close()
         raise StimulusError(str(exc)) from None
     try:
         started = time.monotonic_ns()
         try:
-            await asyncio.to_thread(act, bench.gpio)
-        except GpioError as exc:
+            await asyncio.to_thread(stimulus.act)
+        except (GpioError, TagError) as exc:
             raise StimulusError(str(exc)) from None
         finally:
-            bench.gpio.close()
+            stimulus.close()
         await asyncio.sleep(wait_s)
         replies = [e for e in client.captured_events if e.mono_ns >= started]
     finally:
@@ -83,5 +121,5 @@ def _shown(event: CapturedEvent) -> dict[str, object]:
     return {"event": event.event_type, "data": event.data}
 
 
-def run(bench: Bench, act: Callable[[Gpio], object], wait_s: float, contract: Path) -> int:
-    return asyncio.run(_observe(bench, act, wait_s, contract))
+def run(stimulus: Stimulus, wait_s: float, contract: Path) -> int:
+    return asyncio.run(_observe(stimulus, wait_s, contract))

@@ -56,7 +56,7 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
         limit = "" if limits[name] is None else f" (limit {limits[name]:g} {units[name]})"
         lines.append(
             f"measured  {name}: p50 {stats_['p50']:.1f} {units[name]}, p95 {stats_['p95']:.1f}, "
-            f"max {stats_['max']:.1f} over {stats_['n']:g}{limit}"
+            f"p99 {stats_['p99']:.1f}, max {stats_['max']:.1f} over {stats_['n']:g}{limit}"
         )
     kinds: dict[str, dict[str, int]] = defaultdict(lambda: {"tests": 0, "seen": 0})
     for findings in rig.findings.values():

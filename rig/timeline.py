@@ -77,6 +77,13 @@ class Timeline:
         self.record("note", "rig", f"measured {name}", note=measurement.text())
         return measurement
 
+    def repeated_measurements(self) -> list[tuple[str, list[float], str]]:
+        """(name, values, unit) of each measurement taken more than once, for its percentiles."""
+        by_name: dict[str, list[Measurement]] = {}
+        for measurement in self.measurements:
+            by_name.setdefault(measurement.name, []).append(measurement)
+        return [(name, [m.value for m in taken], taken[0].unit) for name, taken in by_name.items() if len(taken) > 1]
+
     def write_jsonl(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
@@ -98,5 +105,6 @@ def summarize(values: list[float]) -> dict[str, float]:
         "n": len(values),
         "p50": statistics.median(values),
         "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
         "max": max(values),
     }

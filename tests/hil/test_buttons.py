@@ -141,7 +141,8 @@ async def test_encoder_changes_volume_by_the_step(
 async def test_press_latency_over_repeated_presses(
     gpio: Gpio, http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient, timeline: Timeline, library
 ) -> None:
-    """press→state:player as measurements; the summary shows their p50 and p95 (limit recorded, not asserted)."""
+    """press→state:player as measurements; the summary and the JUnit report show their p50 and p99
+    (the limit is recorded, not asserted)."""
     playlist = three_tracks(library)
     await start(http_client, websocket_client, playlist)
     for round_ in range(6):

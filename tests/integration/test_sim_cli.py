@@ -124,3 +124,39 @@ def test_press_and_turn_by_hand(tmp_path: Path) -> None:
         )
     finally:
         run_rig("sim", "down", "--state-dir", state)
+
+
+def test_tap_and_console_by_hand(tmp_path: Path) -> None:
+    """`rig tap` lays a named tag on the virtual Pi's reader and prints the broadcasts; `rig console`
+    follows the serial console, where the firmware writes each tag and button."""
+    state = str(tmp_path / "sim")
+    up = run_rig("sim", "up", "--json", "--local", "--state-dir", state)
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    url = info["url"]
+    assert info["console"], "socat is part of the bootstrap: the virtual Pi must have a console"
+    console = subprocess.Popen(
+        [str(RIG), "console", "--for", "30", "--state-dir", state], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        playlist = next(p for p in httpx.get(f"{url}/api/playlists").json()["data"]["playlists"] if p["track_count"])
+        red = "02fe00000000a001"
+        httpx.post(f"{url}/api/nfc/associate", json={"playlist_id": playlist["id"], "tag_id": red}).raise_for_status()
+
+        tapped = run_rig("tap", "red", "--dwell", "0.3", "--wait", "0.5", "--state-dir", state)
+        assert tapped.returncode == 0, tapped.stderr
+        events = [json.loads(line) for line in tapped.stdout.splitlines()]
+        players = [e for e in events if e["event"] == "state:player"]
+        assert players, tapped.stdout
+        assert players[0]["data"]["data"]["active_playlist_id"] == playlist["id"], "the tap played the tag's playlist"
+        assert any(e["event"] == "nfc_association_state" and e["data"]["state"] == "activated" for e in events)
+        LineReader(console).until(f"nfc: tag {red} arrived", timeout=10)
+
+        unknown = run_rig("tap", "nope", "--state-dir", state)
+        assert unknown.returncode == 2
+        assert unknown.stderr.startswith("rig: no tag named 'nope' in "), unknown.stderr
+        assert "(known: blue, green, red, sticker, stranger)" in unknown.stderr
+    finally:
+        console.terminate()
+        console.wait(timeout=10)
+        run_rig("sim", "down", "--state-dir", state)

@@ -154,3 +154,45 @@ def test_gpio_mistakes_are_one_line(tmp_path: Path, gpio: str, expected: str) ->
     message = str(caught.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_nfc_serial_and_power_sections_load(tmp_path: Path) -> None:
+    bench = load_bench(
+        write(
+            tmp_path,
+            PI + '[gpio]\nbackend = "local"\n'
+            '[nfc]\nbackend = "actuator"\nservo_pin = 12\nrest_angle = -10\n'
+            "[nfc.mounts.red]\nsolenoid_pin = 5\n[nfc.mounts.blue]\nangle = 45\n"
+            '[serial]\nport = "/dev/ttyUSB0"\nbaudrate = 921600\n'
+            '[power]\nbackend = "relay"\nrelay_pin = 17\nactive_high = false\noff_s = 3\n',
+        )
+    )
+    assert bench.nfc.backend == "actuator"
+    assert bench.nfc.mounts["red"].solenoid_pin == 5
+    assert bench.nfc.mounts["blue"].angle == 45
+    assert bench.nfc.tags == paths.TAGS
+    assert (bench.serial.port, bench.serial.baudrate) == ("/dev/ttyUSB0", 921600)
+    assert (bench.power.backend, bench.power.relay_pin, bench.power.active_high) == ("relay", 17, False)
+    sim = load_bench(paths.SIM_BENCH)
+    assert (sim.nfc.backend, sim.power.backend) == ("sim", "sim"), "a virtual Pi brings its field and its power"
+
+
+@pytest.mark.parametrize(
+    ("sections", "expected"),
+    [
+        ('[nfc]\nbackend = "usb"\n', "[nfc] backend: expected one of sim, card, actuator, none"),
+        ('[nfc]\nbackend = "sim"\n', '[nfc] backend: "sim" needs kind = "sim"'),
+        ('[nfc]\nbackend = "actuator"\n', '[nfc.mounts]: backend = "actuator" needs at least one mounted tag'),
+        ("[nfc.mounts.red]\nangle = 30\n", "[nfc.mounts.red] angle: needs [nfc] servo_pin"),
+        ("[nfc.mounts.red]\nsolenoid_pin = 5\nangle = 30\n", "give exactly one of solenoid_pin or angle"),
+        ("[nfc.mounts.purple]\nsolenoid_pin = 5\n", "[nfc.mounts.purple]: no tag file"),
+        ('[power]\nbackend = "relay"\n', '[power] relay_pin: required for backend = "relay"'),
+        ("[serial]\nbaudrate = 7\n", "[serial] baudrate: expected an integer from 300 to 4000000"),
+    ],
+)
+def test_nfc_serial_and_power_mistakes_are_one_line(tmp_path: Path, sections: str, expected: str) -> None:
+    with pytest.raises(BenchFileError) as caught:
+        load_bench(write(tmp_path, PI + sections))
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message

@@ -54,3 +54,13 @@ def test_percentiles() -> None:
     assert summarize([1.0, 2.0, 3.0])["p50"] == 2.0
     with pytest.raises(ValueError, match="no values"):
         percentile([], 50)
+
+
+def test_repeated_measurements_get_percentiles_for_the_report() -> None:
+    line = Timeline("t")
+    for value in (1.0, 2.0, 9.0):
+        line.measure("tap_to_state_player", value, "ms")
+    line.measure("once", 5.0, "ms")
+    assert line.repeated_measurements() == [("tap_to_state_player", [1.0, 2.0, 9.0], "ms")]
+    stats = summarize([float(v) for v in range(1, 101)])
+    assert (stats["p50"], stats["p95"], stats["p99"]) == (50.5, 95.0, 99.0)
