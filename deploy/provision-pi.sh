@@ -14,6 +14,8 @@ USER_NAME=musicbox
 UNIT=musicbox
 ROOT=""
 PORT=8000
+NFC=""
+CONSOLE=/dev/serial0
 KEY=""
 TEMPLATE="$(dirname "$0")/musicbox.service.in"
 [[ -f $TEMPLATE ]] || TEMPLATE="$(dirname "$0")/systemd/musicbox.service.in"
@@ -22,13 +24,15 @@ PACKAGES=(python3 python3-venv libportaudio2 libsndfile1 pulseaudio-utils)
 
 usage() {
   cat >&2 <<USAGE
-usage: provision-pi.sh --key PUBKEY [--user NAME] [--unit NAME] [--root DIR] [--port N]
+usage: provision-pi.sh --key PUBKEY [--user NAME] [--unit NAME] [--root DIR] [--port N] [--nfc PATH] [--console DEV]
        provision-pi.sh --render DIR [same options]   (write the unit and sudo rule to DIR, change nothing)
   --key PUBKEY  the rig host's public SSH key (e.g. ~/.ssh/id_ed25519.pub), authorised for the account
   --user NAME   the account that deploys and runs the firmware (default $USER_NAME)
   --unit NAME   the systemd unit (default $UNIT; the bench file's [deploy] unit)
   --root DIR    the deploy root (default /home/NAME/musicbox; the bench file's [deploy] root)
   --port N      the firmware's HTTP port (default $PORT; the port of the bench file's [dut] url)
+  --nfc PATH    the Pi's NFC reader as nfcpy names it: tty:AMA0:pn532 (a PN532 HAT), usb (default: none)
+  --console DEV the serial console the firmware writes to (default $CONSOLE; enable_uart=1 in config.txt)
 USAGE
   exit 2
 }
@@ -43,6 +47,8 @@ while (($#)); do
     --unit) UNIT=${2:?}; shift 2 ;;
     --root) ROOT=${2:?}; shift 2 ;;
     --port) PORT=${2:?}; shift 2 ;;
+    --nfc) NFC=${2:?}; shift 2 ;;
+    --console) CONSOLE=${2:?}; shift 2 ;;
     --render) RENDER_ONLY=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *) printf 'provision-pi: unknown option %s\n' "$1" >&2; usage ;;
@@ -52,13 +58,15 @@ done
 [[ $USER_NAME =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die "--user $USER_NAME is not a valid account name"
 [[ $UNIT =~ ^[A-Za-z0-9_.@-]+$ ]] || die "--unit $UNIT is not a valid unit name"
 [[ $PORT =~ ^[0-9]+$ ]] && ((PORT > 0 && PORT < 65536)) || die "--port $PORT is not a TCP port"
+[[ $NFC =~ ^((tty|usb|udp)[A-Za-z0-9_.:-]*)?$ ]] || die "--nfc $NFC is not an nfcpy device path (tty:AMA0:pn532, usb)"
+[[ $CONSOLE =~ ^/dev/[A-Za-z0-9_/-]+$ ]] || die "--console $CONSOLE is not a device path under /dev"
 ROOT=${ROOT:-/home/$USER_NAME/musicbox}
 [[ $ROOT == /* ]] || die "--root $ROOT must be an absolute path"
 [[ -f $TEMPLATE ]] || die "no unit template next to this script (musicbox.service.in)"
 
 render() {  # the unit file and the sudo rule, into folder $1
   sed -e "s|@USER@|$USER_NAME|g" -e "s|@UNIT@|$UNIT|g" -e "s|@ROOT@|$ROOT|g" -e "s|@PORT@|$PORT|g" \
-    "$TEMPLATE" >"$1/$UNIT.service"
+    -e "s|@NFC@|$NFC|g" -e "s|@CONSOLE@|$CONSOLE|g" "$TEMPLATE" >"$1/$UNIT.service"
   {
     printf '# The rig deploys as %s and may restart the firmware unit, nothing else.\n' "$USER_NAME"
     for verb in restart start stop status; do

@@ -85,7 +85,7 @@ def nfc(bench: BenchConfig | None, state_dir: Path, tag: str, action: Callable[[
 
     def close() -> None:
         driver.close()
-        dut.nfc_backend().close()
+        driver.backend.close()
 
     return Stimulus(dut.url, lambda: action(driver), close)
 

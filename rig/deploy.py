@@ -290,9 +290,17 @@ class Deployer:
                     raise DeployError(f"could not build a wheel of {extra}: {(said or ['pip wheel failed'])[0]}")
             self._sh(f"mkdir -p {shlex.quote(remote_dir)}")
             for wheel in cache.glob("*.whl"):
-                self.ssh.sftp().put(str(wheel), f"{remote_dir}/{wheel.name}")
+                self._put_whole(wheel, f"{remote_dir}/{wheel.name}")
                 pushed.append(f"{remote_dir}/{wheel.name}")
         return pushed
+
+    def _put_whole(self, local: Path, remote: str) -> None:
+        """Send a file under a staging name and rename it once complete: a push cut short (a full
+        disk, a dropped link) never leaves a truncated wheel under its real name, where the next
+        deploy would take it for done."""
+        sftp = self.ssh.sftp()
+        sftp.put(str(local), remote + ".rig-upload", confirm=True)
+        sftp.posix_rename(remote + ".rig-upload", remote)
 
     def _push_wheelhouse(self, firmware: Path, req_hash: str) -> str:
         """Download the wheels for the Pi's Python and platform on the host, and push them."""
@@ -306,12 +314,11 @@ class Deployer:
         if not (cache / ".complete").exists():
             self._download_wheels(firmware, machine, version, cache)
         remote = f"{self.root}/wheelhouse/{req_hash}"
-        self._sh(f"mkdir -p {shlex.quote(remote)}")
-        sftp = self.ssh.sftp()
-        present = set(sftp.listdir(remote))
+        self._sh(f"mkdir -p {shlex.quote(remote)} && rm -f {shlex.quote(remote)}/*.rig-upload")
+        present = set(self.ssh.sftp().listdir(remote))
         for wheel in sorted(cache.glob("*.whl")):
             if wheel.name not in present:
-                sftp.put(str(wheel), f"{remote}/{wheel.name}")
+                self._put_whole(wheel, f"{remote}/{wheel.name}")
         return shlex.quote(remote)
 
     @staticmethod

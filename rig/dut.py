@@ -22,7 +22,7 @@ from device_drivers.gpio.sim import MockPinsBackend
 from device_drivers.nfc import NfcBackend
 from device_drivers.nfc.actuator import Actuator, ActuatorError
 from device_drivers.nfc.card import CardEmulationError, CardEmulator
-from device_drivers.nfc.field import FieldError, UdpField
+from device_drivers.nfc.field_service import FieldServiceError, RemoteField
 from device_drivers.power import PowerSwitch, RelaySwitch
 from device_drivers.power.relay import RelayError
 from device_drivers.serial import ConsoleError, SerialConsole
@@ -105,33 +105,36 @@ class Dut:
 
     def nfc_backend(self) -> NfcBackend:
         """The bench's NFC backend, opened once per session (``needs("nfc")`` guarantees there is one).
-        A virtual Pi's field must hold its port for the whole run: the firmware polls it all along."""
-        if self._nfc is not None:
-            return self._nfc
+        On a virtual Pi it is the Pi's field service; the first call waits until the firmware's
+        reader has polled it, so a first tap cannot fall before the reader is up."""
         config = self.bench.nfc
         try:
-            if self.virtual_pi is not None:
-                info = self.virtual_pi.info()
-                if info is None:
-                    raise BenchError("the virtual Pi is not running")
-                field = UdpField(info.nfc_host, info.nfc_port)
-                field.wait_for_poll(self.bench.dut.boot_timeout_s)
-                self._nfc = field
-            elif config.backend == "card":
-                self._nfc = CardEmulator(config.device)
-            elif config.backend == "actuator":
-                self._nfc = Actuator(
-                    config.mounts,
-                    servo_pin=config.servo_pin,
-                    rest_angle=config.rest_angle,
-                    active_high=config.active_high,
-                    pin_factory=self._pin_factory(),
-                )
-            else:
-                raise BenchError(f"bench {self.bench.name!r} has no NFC backend ([nfc] backend = {config.backend!r})")
-        except (FieldError, CardEmulationError, ActuatorError) as exc:
+            if self._nfc is None:
+                self._nfc = self._open_nfc()
+                if isinstance(self._nfc, RemoteField):
+                    self._nfc.wait_for_poll(self.bench.dut.boot_timeout_s)
+        except (FieldServiceError, CardEmulationError, ActuatorError) as exc:
+            self._nfc = None
             raise BenchError(str(exc)) from None
+        if self._nfc is None:
+            raise BenchError(f"bench {self.bench.name!r} has no NFC backend ([nfc] backend = {config.backend!r})")
         return self._nfc
+
+    def _open_nfc(self) -> NfcBackend | None:
+        config = self.bench.nfc
+        if self.virtual_pi is not None:
+            return RemoteField(self.virtual_pi.nfc_control)
+        if config.backend == "card":
+            return CardEmulator(config.device)
+        if config.backend == "actuator":
+            return Actuator(
+                config.mounts,
+                servo_pin=config.servo_pin,
+                rest_angle=config.rest_angle,
+                active_high=config.active_high,
+                pin_factory=self._pin_factory(),
+            )
+        return None
 
     def set_reader(self, present: bool) -> None:
         """Unplug the DUT's NFC reader or plug it back (``needs("nfc_reader_pull")``)."""

@@ -143,14 +143,6 @@ def dut(pytestconfig: pytest.Config, bench: BenchConfig, record_testsuite_proper
     follower = _follow_journal(rig, device)
     if "console" in device.capabilities:
         _open_console(rig, device)
-    if device.is_sim:
-        # The field is the air around the virtual Pi's reader: there for the whole run, so the
-        # reader's polls are answered at once from the start and after every reboot.
-        try:
-            device.nfc_backend()
-        except BenchError as exc:
-            rig.bench_error = str(exc)
-            pytest.fail(f"bench error: {exc}", pytrace=False)
     yield device
     if follower is not None:
         follower.stop()

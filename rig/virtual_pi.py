@@ -169,7 +169,7 @@ class VirtualPi:
         self.console_links = tuple(
             Path(tempfile.gettempdir()) / f"rig-sim-{digest[:12]}-console-{end}" for end in ("pi", "rig")
         )
-        self.console_pid_file = self.state_dir / "console.pid"
+        self.nfc_control = Path(tempfile.gettempdir()) / f"rig-sim-{digest[:12]}-nfc.sock"
         self.powered_off_file = self.state_dir / "powered-off.json"
         # The Pi's disk as the host sees it. In the SSH forms the firmware lives where a deploy
         # puts it on a Pi: releases, venvs and data under one root reached only over SSH.
@@ -259,7 +259,9 @@ class VirtualPi:
         )
         try:
             console_pi = self._start_console()
+            self._start_field(nfc_host, nfc_port)
         except SimError:
+            self._stop_devices()
             self._remove_namespace()
             raise
         self._write_config(port, f"udp:{nfc_host}:{nfc_port}", console_pi)
@@ -281,7 +283,7 @@ class VirtualPi:
                 self._wait_listening(host, self.sshd.port, process.pid)  # the firmware arrives with 'rig deploy'
         except SimError:
             self._stop_pid(process.pid)
-            self._stop_console()
+            self._stop_devices()
             self._remove_namespace()
             raise
         info = SimInfo(
@@ -361,13 +363,13 @@ class VirtualPi:
         """Stop everything ``up`` started; returns what was stopped, None if nothing ran."""
         info = self.info()
         if info is None:
-            self._stop_console()
+            self._stop_devices()
             self._remove_namespace()
             return None
         sessions = descendants(info.supervisor_pid)  # SSH sessions outlive their sshd unless stopped
         self._stop_pid(info.supervisor_pid)
         _kill(sessions)
-        self._stop_console()
+        self._stop_devices()
         if info.namespace:
             self.namespace.delete()
         self.state_file.unlink(missing_ok=True)
@@ -540,43 +542,60 @@ class VirtualPi:
             raise SimError("only a virtual Pi in the namespace form has a reader the rig can unplug")
         self.namespace.set_reader(present)
 
-    # -- the serial console --------------------------------------------------------------------
+    # -- devices around the board: the console cable and the NFC field ------------------------
+    def _start_device(self, name: str, command: list[str], ready: list[Path]) -> None:
+        """Start a process that outlives power cycles (it is not the Pi's), and wait until the
+        paths it makes exist. Its PID file lets 'down', or the next 'up', stop it."""
+        self._stop_device(name)
+        for path in ready:
+            path.unlink(missing_ok=True)
+        log_file = self.log_dir / f"{name}.log"
+        with log_file.open("ab") as out:
+            process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        (self.state_dir / f"{name}.pid").write_text(json.dumps({"pid": process.pid, "marker": str(ready[0])}))
+        deadline = time.monotonic() + 5
+        while not all(path.exists() for path in ready):
+            if time.monotonic() > deadline or process.poll() is not None:
+                self._stop_device(name)
+                said = log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise SimError(f"the virtual Pi's {name} did not start: {said[0]} (see {log_file})")
+            time.sleep(0.02)
+
+    def _stop_device(self, name: str) -> None:
+        pid_file = self.state_dir / f"{name}.pid"
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            started = json.loads(pid_file.read_text())
+            if started["marker"] in _cmdline(started["pid"]):  # the PID was not reused by another process
+                os.kill(started["pid"], signal.SIGTERM)
+        pid_file.unlink(missing_ok=True)
+
     def _start_console(self) -> str:
         """socat joins two ptys: the firmware writes the Pi's end, pyserial reads the rig's end.
         Returns the Pi's end (a /dev/pts path), or "" without socat (the Pi then has no console)."""
-        self._stop_console()
         socat = shutil.which("socat")
         if socat is None:
             log.warning("no socat on this machine: the virtual Pi boots without a serial console")
             return ""
-        for link in self.console_links:
-            link.unlink(missing_ok=True)
         ends = [f"pty,raw,echo=0,link={link}" for link in self.console_links]
-        with (self.log_dir / "console-socat.log").open("ab") as out:
-            process = subprocess.Popen(
-                [socat, *ends], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        self.console_pid_file.write_text(str(process.pid))
-        deadline = time.monotonic() + 5
-        while not all(link.exists() for link in self.console_links):
-            if time.monotonic() > deadline or process.poll() is not None:
-                self._stop_console()
-                raise SimError(f"socat did not make the console's pty pair; see {self.log_dir}/console-socat.log")
-            time.sleep(0.02)
+        self._start_device("console", [socat, *ends], list(self.console_links))
         pi_end = os.path.realpath(self.console_links[0])
         if self.form == "netns":
             account = ensure_account()
             os.chown(pi_end, account.pw_uid, account.pw_gid)  # the firmware runs as the Pi's account
         return pi_end
 
-    def _stop_console(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            pid = int(self.console_pid_file.read_text())
-            if "socat" in _cmdline(pid) and str(self.console_links[0]) in _cmdline(pid):
-                os.kill(pid, signal.SIGTERM)
-        self.console_pid_file.unlink(missing_ok=True)
-        for link in self.console_links:
-            link.unlink(missing_ok=True)
+    def _start_field(self, host: str, port: int) -> None:
+        """The NFC field the firmware's udp reader polls (device_drivers/nfc/field_service.py)."""
+        command = [sys.executable, "-m", "device_drivers.nfc.field_service", "--listen", f"{host}:{port}"]
+        self._start_device("nfc-field", [*command, "--control", str(self.nfc_control)], [self.nfc_control])
+
+    def _stop_devices(self) -> None:
+        for name in ("console", "nfc-field"):
+            self._stop_device(name)
+        for path in (*self.console_links, self.nfc_control):
+            path.unlink(missing_ok=True)
 
     def console_line(self, text: str) -> None:
         """A line on the console from the board itself (power on and off), as a Pi's boot messages."""

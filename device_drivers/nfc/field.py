@@ -40,7 +40,7 @@ RFOFF = b"RFOFF"
 
 
 class FieldError(RuntimeError):
-    """The field cannot take its port, or the reader never polled it."""
+    """The field cannot take its port."""
 
 
 class UdpField:
@@ -52,12 +52,9 @@ class UdpField:
         except OSError as exc:
             self._sock.close()
             if exc.errno == errno.EADDRINUSE:
-                raise FieldError(
-                    f"the NFC field {host}:{port} is held by another process (a test run or 'rig tap' "
-                    "on the same virtual Pi); wait for it to finish"
-                ) from None
+                raise FieldError(f"the NFC field {host}:{port} is held by another process") from None
             raise FieldError(f"cannot open the NFC field at {host}:{port}: {exc.strerror or exc}") from None
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()
         self._tag: Tag | None = None
         self._emulation: nfc.tag.tt3.Type3TagEmulation | None = None
         self._activated_by: tuple[str, int] | None = None
@@ -80,17 +77,6 @@ class UdpField:
     @property
     def tag(self) -> Tag | None:
         return self._tag
-
-    def wait_for_poll(self, timeout: float) -> None:
-        """Block until the reader polls (after ``timeout``: FieldError saying when it last did)."""
-        with self._lock:
-            seen = self.polls
-            if not self._lock.wait_for(lambda: self.polls > seen, timeout):
-                last = f"{time.monotonic() - self.last_poll:.1f} s ago" if self.last_poll else "never"
-                raise FieldError(
-                    f"the DUT's reader did not poll the NFC field at {self.address[0]}:{self.address[1]} within "
-                    f"{timeout:g} s (last poll: {last}); is its NFC on and its device path this field?"
-                )
 
     def close(self) -> None:
         self._stop.set()
@@ -124,7 +110,6 @@ class UdpField:
         with self._lock:
             self.polls += 1
             self.last_poll = time.monotonic()
-            self._lock.notify_all()
             emulated, activated_by = self._emulation, self._activated_by
             fresh = sender != activated_by
             if emulated is None or not brty.endswith("F"):

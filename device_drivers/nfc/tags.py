@@ -29,6 +29,7 @@ class Tag:
     pmm: bytes = b""
     system_code: bytes = b""
     records: tuple[ndef.Record, ...] = ()
+    source: Path | None = None  # the tag's file, which a field service in another process loads
 
     @property
     def tag_id(self) -> str:
@@ -93,13 +94,14 @@ def load_tag(file: Path) -> Tag:
             pmm=_hex(file, data, "pmm", 8),
             system_code=_hex(file, data, "system_code", 2),
             records=records,
+            source=file,
         )
     if kind == "type2":
         uid = data.get("uid")
         length = len(uid) // 2 if isinstance(uid, str) else 7
         if length not in (4, 7, 10):
             raise TagError(f"{file}: uid: expected 4, 7 or 10 bytes in hex, got {uid!r}")
-        return Tag(file.stem, kind, _hex(file, data, "uid", length), description, records=records)
+        return Tag(file.stem, kind, _hex(file, data, "uid", length), description, records=records, source=file)
     raise TagError(f"{file}: type: expected one of {', '.join(TAG_TYPES)}, got {kind!r}")
 
 

@@ -289,4 +289,10 @@ async def test_tap_latency_over_repeated_taps(
             "state:player", predicate=lambda e, p=playlist: e.payload["active_playlist_id"] == p.id
         )
         timeline.measure("tap_to_state_player", Timeline.latency_ms(tapped, seen), "ms", limit=TAP_LIMIT_MS)
+        tapped_id = tag_id(nfc, name)
+        activated = await websocket_client.wait_for_event(
+            "nfc_association_state", predicate=lambda e, t=tapped_id: e.payload.get("tag_id") == t
+        )
+        assert activated.payload["state"] == "activated"
+        timeline.measure("tap_to_nfc_activated", Timeline.latency_ms(tapped, activated), "ms", limit=TAP_LIMIT_MS)
     assert len([m for m in timeline.measurements if m.name == "tap_to_state_player"]) == 10

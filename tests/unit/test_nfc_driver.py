@@ -3,6 +3,7 @@ emulation (nfcpy's listen side, here on its udp transport) and the actuator on g
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from device_drivers.nfc import Nfc, TagError, TagShelf
 from device_drivers.nfc.actuator import Actuator, ActuatorError, TagMount
 from device_drivers.nfc.card import CardEmulator
 from device_drivers.nfc.field import FieldError, UdpField
+from device_drivers.nfc.field_service import FieldServiceError, RemoteField, serve
 from device_drivers.nfc.tags import load_tag
 from device_drivers.nfc.type3 import attribute_block
 from device_drivers.power import Power, RelaySwitch
@@ -117,9 +119,27 @@ def test_a_second_field_on_the_same_port_is_one_clear_error(field: UdpField) -> 
         UdpField(*field.address)
 
 
-def test_waiting_for_a_reader_that_never_polls_says_so(field: UdpField) -> None:
-    with pytest.raises(FieldError, match=r"did not poll the NFC field .* within 0.2 s \(last poll: never\)"):
-        field.wait_for_poll(0.2)
+def test_the_field_service_takes_tags_over_its_control_socket(field: UdpField, tmp_path: Path) -> None:
+    server = serve(field, tmp_path / "nfc.sock")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    remote = RemoteField(tmp_path / "nfc.sock", timeout=2)
+    try:
+        assert remote.status()["tag"] is None
+        remote.place(SHELF.get("green"))
+        assert remote.status()["tag"] == "green"
+        assert field.tag is not None
+        assert field.tag.tag_id == "02fe00000000a003"
+        with pytest.raises(FieldServiceError, match=r"the NFC field refused place: .*only type3 tags can be emulated"):
+            remote.place(SHELF.get("sticker"))
+        with pytest.raises(FieldServiceError, match=r"did not poll the NFC field within 0.2 s \(last poll: never\)"):
+            remote.wait_for_poll(0.2)
+        remote.close()
+        assert field.tag is None, "closing the rig's side lifts the tag"
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(FieldServiceError, match="does not answer"):
+        RemoteField(tmp_path / "nfc.sock", timeout=1).status()
 
 
 def test_card_emulation_is_read_by_a_reader() -> None:

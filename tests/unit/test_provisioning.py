@@ -36,7 +36,8 @@ def rendered(tmp_path: Path) -> Path:
     python = root / "current" / ".venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
     python.symlink_to(shutil.which("python3") or "/usr/bin/python3")
-    result = provision("--render", str(tmp_path / "out"), "--root", str(root), "--port", "8123", "--unit", "boxfw")
+    result = provision("--render", str(tmp_path / "out"), "--root", str(root), "--port", "8123", "--unit", "boxfw",
+                        "--nfc", "tty:AMA0:pn532")  # fmt: skip
     assert result.returncode == 0, result.stderr
     return tmp_path / "out"
 
@@ -48,6 +49,8 @@ def test_unit_runs_the_current_release_as_the_account(rendered: Path, tmp_path: 
     assert f"WorkingDirectory={tmp_path}/musicbox/current" in unit
     assert "User=musicbox" in unit
     assert "Environment=MUSICBOX_PORT=8123" in unit
+    assert "Environment=MUSICBOX_NFC_DEVICE=tty:AMA0:pn532" in unit
+    assert "Environment=MUSICBOX_CONSOLE=/dev/serial0" in unit
     verify = subprocess.run(
         [checker("systemd-analyze"), "verify", str(rendered / "boxfw.service")],
         capture_output=True,
