@@ -136,11 +136,14 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child is not running; reap it if it is ours.
+    # A zombie is not running; reap it if it is ours (else init will).
     with contextlib.suppress(ChildProcessError):
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _cmdline(pid: int) -> str:
@@ -563,12 +566,21 @@ class VirtualPi:
                 raise SimError(f"the virtual Pi's {name} did not start: {said[0]} (see {log_file})")
             time.sleep(0.02)
 
-    def _stop_device(self, name: str) -> None:
+    def _stop_device(self, name: str, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``: the next 'up' must find its port and paths free."""
         pid_file = self.state_dir / f"{name}.pid"
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             started = json.loads(pid_file.read_text())
-            if started["marker"] in _cmdline(started["pid"]):  # the PID was not reused by another process
-                os.kill(started["pid"], signal.SIGTERM)
+            pid = started["pid"]
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                if started["marker"] not in _cmdline(pid):  # gone, or the PID now belongs to another process
+                    break
+                os.kill(pid, sig)
+                deadline = time.monotonic() + timeout
+                while _alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if not _alive(pid):
+                    break
         pid_file.unlink(missing_ok=True)
 
     def _start_console(self) -> str:
