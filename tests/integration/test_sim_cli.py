@@ -136,9 +136,15 @@ def test_tap_and_console_by_hand(tmp_path: Path) -> None:
     url = info["url"]
     assert info["console"], "socat is part of the bootstrap: the virtual Pi must have a console"
     console = subprocess.Popen(
-        [str(RIG), "console", "--for", "30", "--state-dir", state], stdout=subprocess.PIPE, text=True
+        [str(RIG), "console", "--for", "30", "--state-dir", state],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
+        # Like a UART, the console loses what is sent before anyone listens: wait until it does.
+        assert console.stderr is not None
+        assert console.stderr.readline().startswith("following the console on "), "rig console did not start"
         playlist = next(p for p in httpx.get(f"{url}/api/playlists").json()["data"]["playlists"] if p["track_count"])
         red = "02fe00000000a001"
         httpx.post(f"{url}/api/nfc/associate", json={"playlist_id": playlist["id"], "tag_id": red}).raise_for_status()
