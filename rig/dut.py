@@ -70,6 +70,7 @@ class Dut:
     service: ServiceControl | None = None  # how the firmware's journal is read over ``ssh``
     _nfc: NfcBackend | None = None
     _console: SerialConsole | None = None
+    _relay: RelaySwitch | None = None
 
     @property
     def is_sim(self) -> bool:
@@ -162,16 +163,20 @@ class Dut:
         return self._console
 
     def power_switch(self) -> PowerSwitch:
-        """What cuts the DUT's power (``needs("power")``): the virtual Pi itself, or a relay."""
+        """What cuts the DUT's power (``needs("power")``): the virtual Pi itself, or a relay, whose
+        line is claimed once per session."""
         if self.virtual_pi is not None:
             return VirtualPiSwitch(self.virtual_pi)
+        if self._relay is not None:
+            return self._relay
         config = self.bench.power
         if config.backend != "relay" or config.relay_pin is None:
             raise BenchError(f"bench {self.bench.name!r} has no power control ([power] backend = {config.backend!r})")
         try:
-            return RelaySwitch(config.relay_pin, active_high=config.active_high, pin_factory=self._pin_factory())
+            self._relay = RelaySwitch(config.relay_pin, active_high=config.active_high, pin_factory=self._pin_factory())
         except RelayError as exc:
             raise BenchError(str(exc)) from None
+        return self._relay
 
     def _pin_factory(self) -> Any:
         """gpiozero's factory for the rig host's own pins, or a helper Pi's pigpio daemon ([gpio])."""
@@ -206,7 +211,7 @@ class Dut:
         return time.monotonic() - started
 
     def stop(self) -> None:
-        for resource in (self._nfc, self._console):
+        for resource in (self._nfc, self._console, self._relay):
             if resource is not None:
                 resource.close()
         if self.ssh is not None:

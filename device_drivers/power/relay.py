@@ -1,7 +1,8 @@
 """A relay (or a MOSFET) in the Pi's supply line, driven by one gpiozero output.
 
-``active_high`` says which level closes the relay; relay boards with optocouplers are usually
-active-low. The relay starts closed (power on), so claiming the line never cuts a running Pi.
+``active_high`` says whether a high line means power on. The line starts at "power on", so
+claiming it never cuts a running Pi; at the end of a run gpiozero releases it, so the supply
+should run through the relay's normally-closed contact, which keeps the Pi powered then.
 """
 
 from __future__ import annotations
