@@ -17,14 +17,12 @@ from pathlib import Path
 
 import httpx
 
-from device_drivers.serial import ConsoleError, SerialConsole
-
 from . import __version__, cli_stimulus, paths
 from .bench import BenchConfig, BenchFileError, load_bench
 from .bench_remote import bench_deploy_target, bench_session
 from .contract import ContractError, ContractValidator
 from .deploy import FOLLOW_READY, Deployer, DeployError, DeployTarget
-from .dut import sim_settings
+from .dut import BenchError, Dut, sim_settings
 from .enroll import enroll
 from .netns import NamespaceError
 from .observer import CapturedEvent, WebSocketTestClient
@@ -119,13 +117,23 @@ def cmd_sim_reboot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_sim_link(args: argparse.Namespace) -> int:
+def _sim_cable(args: argparse.Namespace, plug: Callable[[VirtualPi], None], done: str) -> int:
+    """Pull or put back one of the namespace virtual Pi's cables (its link, its NFC reader)."""
     try:
-        VirtualPi(Path(args.state_dir)).set_link(args.state == "up")
+        plug(VirtualPi(Path(args.state_dir)))
     except (SimError, NamespaceError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    print(f"virtual Pi link {args.state}")
+    print(done)
     return EXIT_OK
+
+
+def cmd_sim_link(args: argparse.Namespace) -> int:
+    return _sim_cable(args, lambda pi: pi.set_link(args.state == "up"), f"virtual Pi link {args.state}")
+
+
+def cmd_sim_reader(args: argparse.Namespace) -> int:
+    state = "plugged in" if args.state == "in" else "unplugged"
+    return _sim_cable(args, lambda pi: pi.set_reader(args.state == "in"), f"virtual Pi NFC reader {state}")
 
 
 def cmd_sim_down(args: argparse.Namespace) -> int:
@@ -211,21 +219,19 @@ def cmd_console(args: argparse.Namespace) -> int:
     """Follow the serial console: a bench's [serial] port, or the running virtual Pi's pty."""
     bench = _load(args.bench) if args.bench else None
     if bench is not None and not bench.is_sim:
-        port, baudrate = bench.serial.port, bench.serial.baudrate
-        if port is None:
-            raise CliError(f"{bench.source}: no [serial] port: the bench has no console cable", EXIT_USAGE)
+        assert bench.dut.url is not None
+        dut = Dut("bench", bench.dut.url, bench, frozenset())
     else:
-        info = VirtualPi(Path(args.state_dir)).info()
+        virtual_pi = VirtualPi(Path(args.state_dir))
+        info = virtual_pi.info()
         if info is None:
             raise CliError("no virtual Pi runs; start one with 'rig sim up', or give --bench FILE", EXIT_USAGE)
-        if not info.console:
-            raise CliError("this virtual Pi has no console: install socat, then 'rig sim down' and 'up'", EXIT_USAGE)
-        port, baudrate = info.console, 115200
+        dut = Dut("sim", info.url, bench or BenchConfig("sim", "sim"), frozenset(), virtual_pi=virtual_pi)
     try:
-        console = SerialConsole(port, baudrate, on_line=lambda line: print(line.text, flush=True))
-    except ConsoleError as exc:
+        console = dut.console(None, on_line=lambda line: print(line.text, flush=True))
+    except BenchError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    print(f"following the console on {port} (Ctrl-C to stop)", file=sys.stderr)
+    print(f"following the console on {console.port} (Ctrl-C to stop)", file=sys.stderr)
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     try:
         while console.error is None and (deadline is None or time.monotonic() < deadline):
@@ -234,15 +240,6 @@ def cmd_console(args: argparse.Namespace) -> int:
         console.close()
     if console.error is not None:
         raise CliError(console.error)
-    return EXIT_OK
-
-
-def cmd_sim_reader(args: argparse.Namespace) -> int:
-    try:
-        VirtualPi(Path(args.state_dir)).set_reader(args.state == "in")
-    except (SimError, NamespaceError) as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
-    print(f"virtual Pi NFC reader {'plugged in' if args.state == 'in' else 'unplugged'}")
     return EXIT_OK
 
 

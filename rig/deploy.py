@@ -238,15 +238,11 @@ class Deployer:
         parents = sorted({str(Path(f).parent) for f in files if str(Path(f).parent) != "."})
         if parents:
             self._sh("mkdir -p " + " ".join(self._q(partial, p) for p in parents))
-        sftp = self.ssh.sftp()
         total = sum(local.files[f].size for f in files)
         sent = 0
         for done, name in enumerate(files, start=1):
-            remote = f"{self.root}/{partial}/{name}"
-            staging = remote + ".rig-upload"
-            sftp.put(str(firmware / name), staging, confirm=True)
-            sftp.chmod(staging, local.files[name].mode)
-            sftp.posix_rename(staging, remote)  # replaces a hard link, never writes through it
+            # The rename replaces a hard link of the running release, never writes through it.
+            self._put_whole(firmware / name, f"{self.root}/{partial}/{name}", local.files[name].mode)
             sent += local.files[name].size
             if self.progress is not None:
                 self.progress(name, done, len(files), sent, total)
@@ -294,13 +290,16 @@ class Deployer:
                 pushed.append(f"{remote_dir}/{wheel.name}")
         return pushed
 
-    def _put_whole(self, local: Path, remote: str) -> None:
+    def _put_whole(self, local: Path, remote: str, mode: int | None = None) -> None:
         """Send a file under a staging name and rename it once complete: a push cut short (a full
-        disk, a dropped link) never leaves a truncated wheel under its real name, where the next
+        disk, a dropped link) never leaves a truncated file under its real name, where the next
         deploy would take it for done."""
         sftp = self.ssh.sftp()
-        sftp.put(str(local), remote + ".rig-upload", confirm=True)
-        sftp.posix_rename(remote + ".rig-upload", remote)
+        staging = remote + ".rig-upload"
+        sftp.put(str(local), staging, confirm=True)
+        if mode is not None:
+            sftp.chmod(staging, mode)
+        sftp.posix_rename(staging, remote)
 
     def _push_wheelhouse(self, firmware: Path, req_hash: str) -> str:
         """Download the wheels for the Pi's Python and platform on the host, and push them."""

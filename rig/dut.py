@@ -23,7 +23,7 @@ from device_drivers.nfc import NfcBackend
 from device_drivers.nfc.actuator import Actuator, ActuatorError
 from device_drivers.nfc.card import CardEmulationError, CardEmulator
 from device_drivers.nfc.field_service import FieldServiceError, RemoteField
-from device_drivers.power import PowerSwitch, RelaySwitch
+from device_drivers.power import Power, PowerSwitch, RelaySwitch
 from device_drivers.power.relay import RelayError
 from device_drivers.serial import ConsoleError, SerialConsole
 
@@ -146,7 +146,7 @@ class Dut:
         except SimError as exc:
             raise BenchError(str(exc)) from None
 
-    def console(self, log_path: Path, on_line: Any = None) -> SerialConsole:
+    def console(self, log_path: Path | None, on_line: Any = None) -> SerialConsole:
         """The DUT's serial console, opened once per session (``needs("console")``)."""
         if self._console is not None:
             return self._console
@@ -154,6 +154,8 @@ class Dut:
         if self.virtual_pi is not None:
             info = self.virtual_pi.info()
             port = info.console if info is not None and info.console else None
+            if port is None:
+                raise BenchError("this virtual Pi has no console: install socat, then 'rig sim down' and 'up'")
         if port is None:
             raise BenchError(f"bench {self.bench.name!r} has no serial console ([serial] port)")
         try:
@@ -199,12 +201,10 @@ class Dut:
     def power_cycle(self, off_s: float = 1.0) -> float:
         """Cut the DUT's power and boot it again, then wait until the firmware is healthy; returns
         the seconds from the cut to healthy. SSH sessions are cut too and reconnect on next use."""
-        switch = self.power_switch()
+        power = Power(self.power_switch())
         started = time.monotonic()
         try:
-            switch.off()
-            time.sleep(off_s)
-            switch.on()
+            power.cycle(off_s)
         except SimError as exc:
             raise BenchError(str(exc)) from None
         self.wait_healthy()

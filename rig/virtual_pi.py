@@ -540,10 +540,13 @@ class VirtualPi:
 
     def set_reader(self, present: bool) -> None:
         """Unplug the Pi's NFC reader, or plug it back (namespace form only; see Namespace.set_reader)."""
+        self._running_namespace("a reader the rig can unplug").set_reader(present)
+
+    def _running_namespace(self, what: str) -> Namespace:
         info = self.info()
         if info is None or info.form != "netns":
-            raise SimError("only a virtual Pi in the namespace form has a reader the rig can unplug")
-        self.namespace.set_reader(present)
+            raise SimError(f"only a running virtual Pi in the namespace form has {what}")
+        return self.namespace
 
     # -- devices around the board: the console cable and the NFC field ------------------------
     def _start_device(self, name: str, command: list[str], ready: list[Path]) -> None:
@@ -620,10 +623,7 @@ class VirtualPi:
 
     def set_link(self, up: bool) -> None:
         """Pull the Pi's network cable, or put it back (namespace form only)."""
-        info = self.info()
-        if info is None or info.form != "netns":
-            raise SimError("only a virtual Pi in the namespace form has a link to take down")
-        self.namespace.set_link(up)
+        self._running_namespace("a link to take down").set_link(up)
 
     def reseed_library(self) -> list[Path]:
         """Put back missing fixture tracks; on the namespace form they then belong to the Pi's account."""
