@@ -238,11 +238,12 @@ class Deployer:
         parents = sorted({str(Path(f).parent) for f in files if str(Path(f).parent) != "."})
         if parents:
             self._sh("mkdir -p " + " ".join(self._q(partial, p) for p in parents))
+        sftp = self.ssh.sftp()
         total = sum(local.files[f].size for f in files)
         sent = 0
         for done, name in enumerate(files, start=1):
             # The rename replaces a hard link of the running release, never writes through it.
-            self._put_whole(firmware / name, f"{self.root}/{partial}/{name}", local.files[name].mode)
+            self._put_whole(sftp, firmware / name, f"{self.root}/{partial}/{name}", local.files[name].mode)
             sent += local.files[name].size
             if self.progress is not None:
                 self.progress(name, done, len(files), sent, total)
@@ -285,16 +286,18 @@ class Deployer:
                     said = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("error")]
                     raise DeployError(f"could not build a wheel of {extra}: {(said or ['pip wheel failed'])[0]}")
             self._sh(f"mkdir -p {shlex.quote(remote_dir)}")
+            sftp = self.ssh.sftp()
             for wheel in cache.glob("*.whl"):
-                self._put_whole(wheel, f"{remote_dir}/{wheel.name}")
+                self._put_whole(sftp, wheel, f"{remote_dir}/{wheel.name}")
                 pushed.append(f"{remote_dir}/{wheel.name}")
         return pushed
 
-    def _put_whole(self, local: Path, remote: str, mode: int | None = None) -> None:
+    @staticmethod
+    def _put_whole(sftp: paramiko.SFTPClient, local: Path, remote: str, mode: int | None = None) -> None:
         """Send a file under a staging name and rename it once complete: a push cut short (a full
         disk, a dropped link) never leaves a truncated file under its real name, where the next
-        deploy would take it for done."""
-        sftp = self.ssh.sftp()
+        deploy would take it for done. One push uses one SFTP channel throughout: a connection
+        lost under it fails the push, never resumes it half on a new connection."""
         staging = remote + ".rig-upload"
         sftp.put(str(local), staging, confirm=True)
         if mode is not None:
@@ -314,10 +317,11 @@ class Deployer:
             self._download_wheels(firmware, machine, version, cache)
         remote = f"{self.root}/wheelhouse/{req_hash}"
         self._sh(f"mkdir -p {shlex.quote(remote)} && rm -f {shlex.quote(remote)}/*.rig-upload")
-        present = set(self.ssh.sftp().listdir(remote))
+        sftp = self.ssh.sftp()
+        present = set(sftp.listdir(remote))
         for wheel in sorted(cache.glob("*.whl")):
             if wheel.name not in present:
-                self._put_whole(wheel, f"{remote}/{wheel.name}")
+                self._put_whole(sftp, wheel, f"{remote}/{wheel.name}")
         return shlex.quote(remote)
 
     @staticmethod
