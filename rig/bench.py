@@ -103,6 +103,18 @@ class SerialConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    """``backend``: "sim" (the virtual Pi's PulseAudio cables), "device" (a USB audio interface:
+    ``output`` feeds the Pi's microphone, ``input`` listens to its speaker; PortAudio device
+    names or parts of them, as ``python -m sounddevice`` lists them) or "none"."""
+
+    backend: str = "none"
+    output: str | None = None
+    input: str | None = None
+    sample_rate: int = 48000
+
+
+@dataclass(frozen=True)
 class PowerConfig:
     backend: str = "none"  # "sim" (a virtual Pi), "relay" (gpiozero on relay_pin) or "none"
     relay_pin: int | None = None
@@ -125,6 +137,7 @@ class BenchConfig:
     nfc: NfcConfig = field(default_factory=NfcConfig)
     serial: SerialConfig = field(default_factory=SerialConfig)
     power: PowerConfig = field(default_factory=PowerConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
 
     @property
     def is_sim(self) -> bool:
@@ -218,7 +231,8 @@ def load_bench(file: Path) -> BenchConfig:
     except tomllib.TOMLDecodeError as exc:
         raise BenchFileError(f"{file}: invalid TOML: {exc}") from None
 
-    sections = {"bench", "dut", "firmware", "sim", "timeouts", "ssh", "deploy", "gpio", "nfc", "serial", "power"}
+    sections = {"bench", "dut", "firmware", "sim", "timeouts", "ssh", "deploy"}
+    sections |= {"gpio", "nfc", "serial", "power", "audio"}
     for name in raw:
         if name not in sections:
             raise BenchFileError(f"{file}: [{name}]: unknown section (known: {', '.join(sorted(sections))})")
@@ -286,6 +300,7 @@ def load_bench(file: Path) -> BenchConfig:
         gpio=_load_gpio(file, raw.get("gpio", {}), kind),
         nfc=_load_nfc(file, raw.get("nfc", {}), kind),
         serial=_load_serial(file, raw.get("serial", {})),
+        audio=_load_audio(file, raw.get("audio", {}), kind),
         power=_load_power(file, raw.get("power", {}), kind),
     )
 
@@ -330,6 +345,26 @@ def _load_serial(file: Path, data: Any) -> SerialConfig:
     table = _Table(file, "serial", data)
     config = SerialConfig(port=table.string("port"), baudrate=table.integer("baudrate", 115200, lo=300, hi=4_000_000))
     table.finish()
+    return config
+
+
+def _load_audio(file: Path, data: Any, kind: str) -> AudioConfig:
+    table = _Table(file, "audio", data)
+    default_backend = "sim" if kind == "sim" else "none"
+    backend = table.string("backend", default_backend, choices=("sim", "device", "none")) or default_backend
+    config = AudioConfig(
+        backend=backend,
+        output=table.string("output"),
+        input=table.string("input"),
+        sample_rate=table.integer("sample_rate", 48000, lo=8000, hi=192000),
+    )
+    table.finish()
+    if backend == "device" and not (config.output and config.input):
+        raise BenchFileError(
+            f'{file}: [audio] backend = "device" needs output and input (device names, see python -m sounddevice)'
+        )
+    if backend == "sim" and kind != "sim":
+        raise BenchFileError(f'{file}: [audio] backend: "sim" needs kind = "sim" (a virtual Pi)')
     return config
 
 

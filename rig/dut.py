@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from device_drivers.audio import AudioPort
 from device_drivers.gpio import GpioError, PinBackend
 from device_drivers.gpio.host import GpiozeroBackend
 from device_drivers.gpio.sim import MockPinsBackend
@@ -40,7 +41,8 @@ from .virtual_pi import SimError, SimSettings, VirtualPi
 # "power" means the rig can cut the DUT's power and boot it again; "gpio" that it drives the
 # DUT's buttons and encoder through the bench's wiring map; "nfc" that it presents tags to the
 # DUT's reader; "nfc_reader_pull" that it can unplug that reader (a namespace virtual Pi);
-# "console" that it reads the DUT's serial console.
+# "console" that it reads the DUT's serial console; "audio_out" that it hears the DUT's speaker
+# and "audio_in" that it plays into the DUT's microphone.
 SIM_CAPABILITIES = frozenset({"http", "socketio", "fixture_library", "power", "gpio", "nfc"})
 REMOTE_CAPABILITIES = frozenset({"http", "socketio"})
 
@@ -164,6 +166,22 @@ class Dut:
             raise BenchError(str(exc)) from None
         return self._console
 
+    def audio_port(self, artifacts: Path | None, stamp: Any = None) -> AudioPort:
+        """The bench's audio interface (``needs("audio_in")`` or ``needs("audio_out")``): on a
+        virtual Pi, ALSA's pulse device pointed at its cables; on a bench, [audio] by name."""
+        config = self.bench.audio
+        env: dict[str, str] = {}
+        if self.virtual_pi is not None:
+            info = self.virtual_pi.info()
+            if info is None or not info.pulse_server:
+                raise BenchError("this virtual Pi has no audio: install pulseaudio, then 'rig sim down' and 'up'")
+            output, input_, env = "pulse", "pulse", self.virtual_pi.audio_env("rig")
+        elif config.backend == "device" and config.output and config.input:
+            output, input_ = config.output, config.input
+        else:
+            raise BenchError(f"bench {self.bench.name!r} has no audio interface ([audio] backend = {config.backend!r})")
+        return AudioPort(output, input_, config.sample_rate, env=env, stamp=stamp, artifacts=artifacts)
+
     def power_switch(self) -> PowerSwitch:
         """What cuts the DUT's power (``needs("power")``): the virtual Pi itself, or a relay, whose
         line is claimed once per session."""
@@ -285,6 +303,7 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
     capabilities = SIM_CAPABILITIES | ({"journal"} if ssh is not None else set())
     capabilities |= {"console"} if info.console else set()
     capabilities |= {"nfc_reader_pull"} if info.form == "netns" else set()
+    capabilities |= {"audio_in", "audio_out"} if info.pulse_server else set()
     return Dut(
         "sim",
         info.url,
@@ -315,6 +334,8 @@ def attach_bench(bench: BenchConfig) -> Dut:
         ("nfc", bench.nfc.backend != "none"),
         ("console", bench.serial.port is not None),
         ("power", bench.power.backend == "relay"),
+        ("audio_in", bench.audio.backend == "device"),
+        ("audio_out", bench.audio.backend == "device"),
     ):
         if present:
             device.capabilities = device.capabilities | {capability}

@@ -1,19 +1,22 @@
 """Seeds a music folder with the fixture library of ``fixtures/audio/library.toml``.
 
-Tones are synthesised rather than stored so the repository holds no binary audio and every
-track's frequency and duration are known exactly.
+Tracks are synthesised rather than stored, so every track's frequency and duration are known
+exactly; libsndfile (soundfile) writes each in the format its suffix names.
 """
 
 from __future__ import annotations
 
 import tomllib
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import soundfile
+
+from device_drivers.audio.analysis import sine
 
 from . import paths
+
+FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class FixtureLibrary:
             for playlist in raw["playlist"]
             for t in playlist["tracks"]
         )
+        unknown = [t.file for t in tracks if Path(t.file).suffix not in FORMATS]
+        if unknown:
+            raise ValueError(f"{path}: {unknown[0]!r} has no known format; use one of {', '.join(FORMATS)}")
         return cls(int(raw["sample_rate"]), float(raw["amplitude"]), tracks)
 
     def playlists(self) -> dict[str, list[FixtureTrack]]:
@@ -63,14 +69,8 @@ class FixtureLibrary:
         return written
 
     def _write_tone(self, target: Path, track: FixtureTrack) -> None:
-        frames = round(track.seconds * self.sample_rate)
-        t = np.arange(frames) / self.sample_rate
-        ramp = np.minimum(1.0, np.minimum(t, track.seconds - t) / 0.01)  # 10 ms fades: no clicks
-        samples = (self.amplitude * ramp * np.sin(2 * np.pi * track.frequency_hz * t) * 32767).astype("<i2")
-        partial = target.with_suffix(".partial")
-        with wave.open(str(partial), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(self.sample_rate)
-            out.writeframes(samples.tobytes())
+        samples = sine(track.frequency_hz, track.seconds, self.sample_rate, level=self.amplitude)
+        partial = target.with_name(target.name + ".partial")
+        container, subtype = FORMATS[target.suffix]
+        soundfile.write(partial, samples, self.sample_rate, format=container, subtype=subtype)
         partial.rename(target)

@@ -19,12 +19,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from device_drivers.audio import AudioPort
 from device_drivers.gpio import Gpio
 from device_drivers.nfc import Nfc, TagShelf
 from device_drivers.power import Power
 from device_drivers.serial import SerialConsole
 
-from . import __version__, paths
+from . import __version__, paths, spectrogram
+from .audio_socket import AudioSocket
 from .bench import BenchConfig, BenchFileError, load_bench
 from .contract import ContractError, ContractValidator
 from .dut import BenchError, Dut, attach, attach_bench, start_sim
@@ -36,6 +38,7 @@ from .timeline import Measurement, Timeline, summarize
 
 OBSERVERS = pytest.StashKey[list[WebSocketTestClient]]()
 TIMELINE = pytest.StashKey[Timeline]()
+AUDIO = pytest.StashKey[AudioPort]()
 
 
 def in_ci() -> bool:
@@ -339,6 +342,28 @@ def power(dut: Dut, timeline: Timeline) -> Power:
     return Power(dut.power_switch(), stamp=lambda name, detail: timeline.record("stimulus", "power", name, **detail))
 
 
+@pytest.fixture
+def audio(request: pytest.FixtureRequest, dut: Dut, timeline: Timeline) -> AudioPort:
+    """The bench's audio interface: ``play`` feeds the DUT's microphone, ``listening`` hears its
+    speaker. Every recording is kept as a WAV in the test's artifacts (with a spectrogram PNG
+    when the test fails). Declare ``needs("audio_in")`` and/or ``needs("audio_out")``."""
+    port = dut.audio_port(
+        _test_dir(_session(request.config), request.node.nodeid),
+        stamp=lambda name, detail: timeline.record("stimulus", "audio", name, **detail),
+    )
+    request.node.stash[AUDIO] = port
+    return port
+
+
+@pytest_asyncio.fixture
+async def audio_socket(dut: Dut, timeline: Timeline) -> AsyncIterator[AudioSocket]:
+    """A front end's ``/ws/audio`` connection (the seed's flow), stamped on this test's timeline."""
+    client = AudioSocket(dut.url, timeline, timeout=dut.bench.timeouts.event_s)
+    await client.connect()
+    yield client
+    await client.close()
+
+
 # -- hooks ---------------------------------------------------------------------------------------
 class ContractFindings(AssertionError):
     """The test's own assertions passed, but the firmware broke its contract meanwhile."""
@@ -396,7 +421,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             rig = _session(item.config)
             if rig.dut is not None and rig.dut.virtual_pi is not None:
                 report.sections.append(("firmware log (last lines)", rig.dut.virtual_pi.journal_tail(15)))
+        port = item.stash.get(AUDIO, None)
+        if report.failed and port is not None and port.saved:
+            report.sections.append(("recorded audio (WAV, spectrogram PNG)", _attach_audio(port.saved)))
     return report
+
+
+def _attach_audio(wavs: list[Path]) -> str:
+    lines = []
+    for wav in wavs:
+        try:
+            lines.append(f"{wav}  {spectrogram.render(wav)}")
+        except (OSError, ValueError) as exc:
+            lines.append(f"{wav}  (no spectrogram: {exc})")
+    return "\n".join(lines)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -63,6 +63,8 @@ PI_LOG_DIR = "/var/log/virtual-pi"  # the state folder's logs/, as the Pi's own 
 PI_SUPERVISORCTL = "/usr/bin/supervisorctl"
 # nfcpy's own default udp port; in the namespace form the field has an address of its own (netns.py).
 NFC_FIELD_PORT = 54321
+# The virtual audio cables: the rig plays into dut_mic, the firmware into dut_speaker (DESIGN.md).
+AUDIO_SINKS = ("dut_mic", "dut_speaker")
 
 # Runs inside the new namespace, as root, before supervisord takes over. /home and /var/log get
 # tmpfs mounts of their own so the Pi's paths exist without touching the machine's.
@@ -117,6 +119,7 @@ class SimInfo:
     nfc_host: str = ""  # where the rig's NFC field answers the firmware's udp reader
     nfc_port: int = 0
     console: str = ""  # the rig's end of the console's pty pair ("" when socat is missing)
+    pulse_server: str = ""  # the virtual audio cables' PulseAudio server ("" when it is missing)
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ class VirtualPi:
             Path(tempfile.gettempdir()) / f"rig-sim-{digest[:12]}-console-{end}" for end in ("pi", "rig")
         )
         self.nfc_control = Path(tempfile.gettempdir()) / f"rig-sim-{digest[:12]}-nfc.sock"
+        self.pulse_socket = Path(tempfile.gettempdir()) / f"rig-sim-{digest[:12]}-pulse.sock"
         self.powered_off_file = self.state_dir / "powered-off.json"
         # The Pi's disk as the host sees it. In the SSH forms the firmware lives where a deploy
         # puts it on a Pi: releases, venvs and data under one root reached only over SSH.
@@ -263,11 +267,12 @@ class VirtualPi:
         try:
             console_pi = self._start_console()
             self._start_field(nfc_host, nfc_port)
+            audio = self._start_audio()
         except SimError:
             self._stop_devices()
             self._remove_namespace()
             raise
-        self._write_config(port, f"udp:{nfc_host}:{nfc_port}", console_pi)
+        self._write_config(port, f"udp:{nfc_host}:{nfc_port}", console_pi, audio)
         self.console_line("virtual Pi: power on")
         self.socket_path.unlink(missing_ok=True)
         with (self.state_dir / "supervisord.out").open("ab") as out:
@@ -304,6 +309,7 @@ class VirtualPi:
             nfc_host=nfc_host,
             nfc_port=nfc_port,
             console=str(self.console_links[1]) if console_pi else "",
+            pulse_server=self.pulse_server if audio else "",
             **self._ssh_facts(),
         )
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
@@ -436,9 +442,10 @@ class VirtualPi:
             "deploy_root": self.on_pi(self.deploy_root),
         }
 
-    def _write_config(self, port: int, nfc_device: str, console: str) -> None:
+    def _write_config(self, port: int, nfc_device: str, console: str, audio: bool) -> None:
         form = self.form
-        environment = {
+        sound = {"MUSICBOX_AUDIO_OUTPUT": "pulse", "MUSICBOX_AUDIO_INPUT": "pulse", **self.audio_env("pi")}
+        environment = (sound if audio else {}) | {
             "MUSICBOX_NFC_DEVICE": nfc_device,
             "MUSICBOX_CONSOLE": console,
             "MUSICBOX_HOST": "0.0.0.0" if form == "netns" else "127.0.0.1",
@@ -549,24 +556,44 @@ class VirtualPi:
         return self.namespace
 
     # -- devices around the board: the console cable and the NFC field ------------------------
-    def _start_device(self, name: str, command: list[str], ready: list[Path]) -> None:
+    def _start_device(
+        self,
+        name: str,
+        command: list[str],
+        ready: list[Path],
+        *,
+        marker: str = "",
+        env: dict[str, str] | None = None,
+    ) -> None:
         """Start a process that outlives power cycles (it is not the Pi's), and wait until the
-        paths it makes exist. Its PID file lets 'down', or the next 'up', stop it."""
+        paths it makes exist. Its PID file (with ``marker``, a string of its command line, by
+        default the first ready path) lets 'down', or the next 'up', stop it."""
         self._stop_device(name)
         for path in ready:
             path.unlink(missing_ok=True)
         log_file = self.log_dir / f"{name}.log"
         with log_file.open("ab") as out:
             process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
             )
-        (self.state_dir / f"{name}.pid").write_text(json.dumps({"pid": process.pid, "marker": str(ready[0])}))
-        deadline = time.monotonic() + 5
-        while not all(path.exists() for path in ready):
-            if time.monotonic() > deadline or process.poll() is not None:
+        marker = marker or str(ready[0])
+        (self.state_dir / f"{name}.pid").write_text(json.dumps({"pid": process.pid, "marker": marker}))
+        deadline = time.monotonic() + (5 if ready else 0.1)  # without paths: still alive after 0.1 s
+        while not ready or not all(path.exists() for path in ready):
+            if process.poll() is not None:
                 self._stop_device(name)
                 said = log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
                 raise SimError(f"the virtual Pi's {name} did not start: {said[0]} (see {log_file})")
+            if time.monotonic() > deadline:
+                if not ready:
+                    break
+                self._stop_device(name)
+                raise SimError(f"the virtual Pi's {name} did not make {ready[0]} within 5 s (see {log_file})")
             time.sleep(0.02)
 
     def _stop_device(self, name: str, timeout: float = 5.0) -> None:
@@ -606,10 +633,58 @@ class VirtualPi:
         command = [sys.executable, "-m", "device_drivers.nfc.field_service", "--listen", f"{host}:{port}"]
         self._start_device("nfc-field", [*command, "--control", str(self.nfc_control)], [self.nfc_control])
 
+    def _start_audio(self) -> bool:
+        """A PulseAudio server with the null sinks ``dut_mic`` and ``dut_speaker``: the audio
+        cables between the rig's interface and the Pi (DESIGN.md). An idle null-sink monitor
+        delivers nothing for about 2 s, so a low-latency reader stays on each monitor. Returns
+        False (no audio) when PulseAudio is not installed."""
+        pulseaudio, pacat = shutil.which("pulseaudio"), shutil.which("pacat")
+        if pulseaudio is None or pacat is None:
+            log.warning("no pulseaudio/pacat on this machine: the virtual Pi boots without audio")
+            return False
+        runtime = self.state_dir / "pulse"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        # The server's own files stay in the state folder; clients need only the socket.
+        env = {"HOME": str(runtime), "XDG_RUNTIME_DIR": str(runtime), "PULSE_RUNTIME_PATH": str(runtime)}
+        command = [
+            pulseaudio,
+            "--daemonize=no",
+            "--use-pid-file=no",
+            "--exit-idle-time=-1",
+            "--disallow-exit",
+            "--log-target=stderr",
+            "-n",  # no default.pa: no hardware probing, only what is loaded here
+            "-L",
+            f"module-native-protocol-unix socket={self.pulse_socket} auth-anonymous=1",
+            *(arg for sink in AUDIO_SINKS for arg in ("-L", f"module-null-sink sink_name={sink} rate=48000")),
+        ]
+        self._start_device("pulseaudio", command, [self.pulse_socket], env=env)
+        for sink in AUDIO_SINKS:
+            marker = f"rig-sim-{self.namespace.key}-keepalive-{sink}"
+            keepalive = [pacat, "--record", "--raw", "--latency-msec=10", f"--device={sink}.monitor"]
+            self._start_device(
+                f"keepalive-{sink}",
+                [*keepalive, f"--client-name={marker}", "/dev/null"],
+                [],
+                marker=marker,
+                env={**env, "PULSE_SERVER": self.pulse_server},
+            )
+        return True
+
+    @property
+    def pulse_server(self) -> str:
+        return f"unix:{self.pulse_socket}"
+
+    def audio_env(self, side: str) -> dict[str, str]:
+        """libpulse's environment for one end of the cables: the firmware ("pi") plays to
+        ``dut_speaker`` and records ``dut_mic``'s monitor; the rig the other way round."""
+        sink, source = ("dut_speaker", "dut_mic") if side == "pi" else ("dut_mic", "dut_speaker")
+        return {"PULSE_SERVER": self.pulse_server, "PULSE_SINK": sink, "PULSE_SOURCE": f"{source}.monitor"}
+
     def _stop_devices(self) -> None:
-        for name in ("console", "nfc-field"):
+        for name in ("console", "nfc-field", *(f"keepalive-{sink}" for sink in AUDIO_SINKS), "pulseaudio"):
             self._stop_device(name)
-        for path in (*self.console_links, self.nfc_control):
+        for path in (*self.console_links, self.nfc_control, self.pulse_socket):
             path.unlink(missing_ok=True)
 
     def console_line(self, text: str) -> None:

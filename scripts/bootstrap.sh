@@ -12,7 +12,12 @@ VENV=${VENV:-.venv}
 # Debian's supervisorctl (supervisor; the package's own daemon is not used).
 # systemd-analyze (systemd) and visudo (sudo) check the unit and sudo rule that provision-pi.sh renders.
 # socat joins the pty pair of the virtual Pi's serial console.
-APT_PACKAGES=(python3 python3-venv python3-dev openssh-server openssh-client iproute2 procps supervisor systemd sudo socat)
+# Audio: the virtual Pi's cables are a PulseAudio server with null sinks (pulseaudio; pacat from
+# pulseaudio-utils keeps the monitors live); sounddevice needs PortAudio (libportaudio2), which
+# reaches PulseAudio through ALSA's pulse plugin (libasound2-plugins). espeak-ng regenerates the
+# spoken-command fixtures (fixtures/audio/generate.py).
+APT_PACKAGES=(python3 python3-venv python3-dev openssh-server openssh-client iproute2 procps supervisor systemd sudo socat
+  pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 

@@ -1,0 +1,222 @@
+"""What the rig hears, in numbers: frequency, level, onset, SNR, DTMF digits and alignment.
+
+Everything takes a mono float array (full scale ±1.0) and its sample rate, so the same checks
+run on a USB interface's recording, a PulseAudio monitor's, or a generated reference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+Signal = NDArray[np.float64]
+
+# ITU-T Q.23 keypad: rows are the low group, columns the high group.
+DTMF_LOW = (697.0, 770.0, 852.0, 941.0)
+DTMF_HIGH = (1209.0, 1336.0, 1477.0, 1633.0)
+DTMF_KEYS = ("123A", "456B", "789C", "*0#D")
+SILENCE_DBFS = -60.0  # below this a recording counts as silence
+
+
+def as_signal(samples: NDArray[np.generic]) -> Signal:
+    """Mono float64: multi-channel audio is averaged, signed integer PCM scaled to ±1.0."""
+    data = np.asarray(samples)
+    if data.dtype.kind == "i":
+        data = data.astype(np.float64) / -float(np.iinfo(data.dtype).min)
+    data = data.astype(np.float64, copy=False)
+    return data.mean(axis=1) if data.ndim == 2 else data
+
+
+def rms(x: Signal) -> float:
+    return float(np.sqrt(np.mean(np.square(x)))) if len(x) else 0.0
+
+
+def dbfs(x: Signal) -> float:
+    """RMS level in dB relative to a full-scale square wave; -inf for digital silence."""
+    level = rms(x)
+    return 20 * math.log10(level) if level > 0 else -math.inf
+
+
+def is_silent(x: Signal, threshold_dbfs: float = SILENCE_DBFS) -> bool:
+    return dbfs(x) < threshold_dbfs
+
+
+def dominant_frequency(x: Signal, sample_rate: int) -> float:
+    """The strongest frequency, refined between FFT bins by parabolic interpolation of the
+    log magnitude (a 1 s recording resolves 1 Hz bins; interpolation gets well under that)."""
+    if len(x) < 4:
+        raise ValueError("a frequency needs at least 4 samples")
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    spectrum[0] = 0.0  # DC is not a tone
+    peak = int(np.argmax(spectrum))
+    if 0 < peak < len(spectrum) - 1:
+        a, b, c = np.log(spectrum[peak - 1 : peak + 2] + 1e-300)
+        denominator = a - 2 * b + c
+        offset = 0.5 * (a - c) / denominator if denominator else 0.0
+    else:
+        offset = 0.0
+    return float((peak + offset) * sample_rate / len(x))
+
+
+def goertzel_power(x: Signal, sample_rate: int, frequency: float) -> float:
+    """Power of one frequency over the block, normalised so a full-scale sine gives 0.25.
+
+    The Goertzel recurrence costs one multiply per sample per frequency: the classic choice when
+    a few known frequencies matter (DTMF, a tone check) and a full FFT would be waste."""
+    n = len(x)
+    if n == 0:
+        return 0.0
+    coefficient = 2 * math.cos(2 * math.pi * frequency / sample_rate)
+    s1 = s2 = 0.0
+    for sample in x.tolist():
+        s1, s2 = sample + coefficient * s1 - s2, s1
+    power = s1 * s1 + s2 * s2 - coefficient * s1 * s2
+    return power / (n * n)
+
+
+def tone_power_ratio(x: Signal, sample_rate: int, frequency: float) -> float:
+    """The share of the block's power at ``frequency`` (1.0: a pure tone there; ~0: absent)."""
+    total = float(np.mean(np.square(x)))
+    if total <= 0:
+        return 0.0
+    return min(1.0, 2 * goertzel_power(x, sample_rate, frequency) / total)
+
+
+def snr_db(x: Signal, sample_rate: int, frequency: float, bandwidth_hz: float = 20.0) -> float:
+    """Signal-to-noise ratio of a tone: power within ±bandwidth/2 of it against everything else."""
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / sample_rate)
+    band = np.abs(freqs - frequency) <= bandwidth_hz / 2
+    signal, noise = float(spectrum[band].sum()), float(spectrum[~band][1:].sum())
+    if noise <= 0:
+        return math.inf
+    if signal <= 0:
+        return -math.inf
+    return 10 * math.log10(signal / noise)
+
+
+def tone_onset(
+    x: Signal, sample_rate: int, frequency: float, *, window_ms: float = 5.0, min_ratio: float = 0.5
+) -> float | None:
+    """Seconds from the start of ``x`` to where ``frequency`` appears, or None if it never does.
+
+    Short windows (5 ms) are checked with Goertzel; the first window where the tone carries at
+    least ``min_ratio`` of the power above silence marks the onset, refined to the sample."""
+    window = max(8, round(sample_rate * window_ms / 1000))
+    for start in range(0, len(x) - window + 1, window):
+        block = x[start : start + window]
+        if is_silent(block):
+            continue
+        if tone_power_ratio(block, sample_rate, frequency) >= min_ratio:
+            # Refine to the sample: the first one, from the window before, above 30 % of this
+            # window's peak (a 10 ms fade-in crosses that 3 ms after it starts).
+            begin = max(0, start - window)
+            above = np.nonzero(np.abs(x[begin : start + window]) >= 0.3 * np.abs(block).max())[0]
+            return (begin + int(above[0])) / sample_rate
+    return None
+
+
+def tone_present(x: Signal, sample_rate: int, frequency: float, min_ratio: float = 0.5) -> bool:
+    return not is_silent(x) and tone_power_ratio(x, sample_rate, frequency) >= min_ratio
+
+
+@dataclass(frozen=True)
+class DtmfDigit:
+    key: str
+    start_s: float
+    end_s: float
+
+
+def decode_dtmf(
+    x: Signal, sample_rate: int, *, window_ms: float = 20.0, min_ratio: float = 0.6, min_duration_ms: float = 40.0
+) -> list[DtmfDigit]:
+    """The keys of a DTMF sequence, in order, with their times.
+
+    Each 20 ms window is scored with Goertzel at the 8 DTMF frequencies: a window holds a key
+    when its strongest low and high tones together carry ``min_ratio`` of its power (speech and
+    noise spread their power; a key puts it in two lines). A key must last ``min_duration_ms``
+    (Q.24 asks for 40 ms), and a gap ends it, so a held key is one digit and a repeat is two."""
+    window = round(sample_rate * window_ms / 1000)
+    keys: list[str | None] = []
+    for start in range(0, len(x) - window + 1, window):
+        block = x[start : start + window]
+        total = float(np.mean(np.square(block)))
+        if total <= 0 or is_silent(block, -45.0):
+            keys.append(None)
+            continue
+        low = [goertzel_power(block, sample_rate, f) for f in DTMF_LOW]
+        high = [goertzel_power(block, sample_rate, f) for f in DTMF_HIGH]
+        row, col = int(np.argmax(low)), int(np.argmax(high))
+        share = 2 * (low[row] + high[col]) / total
+        keys.append(DTMF_KEYS[row][col] if share >= min_ratio else None)
+    digits: list[DtmfDigit] = []
+    minimum = max(1, math.ceil(min_duration_ms / window_ms))
+    run_key, run_start = None, 0
+    for index, key in enumerate([*keys, None]):
+        if key == run_key:
+            continue
+        if run_key is not None and index - run_start >= minimum:
+            digits.append(DtmfDigit(run_key, run_start * window / sample_rate, index * window / sample_rate))
+        run_key, run_start = key, index
+    return digits
+
+
+def dtmf_tone(
+    keys: str, sample_rate: int, *, tone_ms: float = 100.0, gap_ms: float = 100.0, level: float = 0.25
+) -> Signal:
+    """A DTMF sequence, each key ``tone_ms`` long with ``gap_ms`` of silence after it."""
+    tone_n, gap_n = round(sample_rate * tone_ms / 1000), round(sample_rate * gap_ms / 1000)
+    t = np.arange(tone_n) / sample_rate
+    parts = []
+    for key in keys.upper():
+        row = next((i for i, r in enumerate(DTMF_KEYS) if key in r), None)
+        if row is None:
+            raise ValueError(f"{key!r} is not a DTMF key (0-9, A-D, * and #)")
+        col = DTMF_KEYS[row].index(key)
+        parts.append(level * (np.sin(2 * np.pi * DTMF_LOW[row] * t) + np.sin(2 * np.pi * DTMF_HIGH[col] * t)))
+        parts.append(np.zeros(gap_n))
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def sine(frequency: float, seconds: float, sample_rate: int, level: float = 0.5, fade_ms: float = 10.0) -> Signal:
+    """A tone with short fades, so its edges do not click (a click spreads over every frequency)."""
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    fade = np.minimum(1.0, np.minimum(t, seconds - t) / (fade_ms / 1000)) if fade_ms > 0 else 1.0
+    return level * fade * np.sin(2 * np.pi * frequency * t)
+
+
+def add_noise(x: Signal, snr: float, rng: np.random.Generator) -> Signal:
+    """White noise at ``snr`` dB below the signal's mean power, over the whole signal."""
+    power = float(np.mean(np.square(x)))
+    return x + rng.normal(0.0, math.sqrt(power / 10 ** (snr / 10)), len(x))
+
+
+def align(recording: Signal, reference: Signal) -> tuple[int, float]:
+    """Where ``reference`` starts in ``recording``: (lag in samples, normalised peak 0..1).
+
+    Cross-correlation through the FFT, O(n log n), so a minute of audio aligns in milliseconds;
+    the normalised peak says how sure the match is (1.0: an exact copy at some gain)."""
+    n = len(recording) + len(reference) - 1
+    size = 1 << (n - 1).bit_length()
+    correlation = np.fft.irfft(np.fft.rfft(recording, size) * np.conj(np.fft.rfft(reference, size)), size)
+    correlation = correlation[: len(recording)]
+    lag = int(np.argmax(correlation))
+    window = recording[lag : lag + len(reference)]
+    norm = math.sqrt(float(np.sum(np.square(window))) * float(np.sum(np.square(reference[: len(window)]))))
+    return lag, float(correlation[lag] / norm) if norm > 0 else 0.0
+
+
+def resample(x: Signal, source_rate: int, target_rate: int) -> Signal:
+    """Band-limited resampling through the FFT: exact for the short clips the rig handles
+    (spoken commands, tones), with no dependency beyond numpy."""
+    if source_rate == target_rate or len(x) == 0:
+        return x
+    count = round(len(x) * target_rate / source_rate)
+    spectrum = np.fft.rfft(x)
+    out = np.zeros(count // 2 + 1, dtype=complex)
+    keep = min(len(spectrum), len(out))
+    out[:keep] = spectrum[:keep]
+    return np.fft.irfft(out, count) * (count / len(x))
