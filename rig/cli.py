@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -16,6 +17,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import httpx
+
+from device_drivers.audio import AudioError, analysis, write_wav
 
 from . import __version__, cli_stimulus, paths
 from .bench import BenchConfig, BenchFileError, load_bench
@@ -213,6 +216,36 @@ def cmd_turn(args: argparse.Namespace) -> int:
 
 def cmd_tap(args: argparse.Namespace) -> int:
     return _stimulus(args, lambda b, d: cli_stimulus.nfc(b, d, args.tag, lambda nfc: nfc.tap(args.tag, args.dwell)))
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    return _stimulus(args, lambda b, d: cli_stimulus.say(b, d, args.clip))
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    """Record the DUT's speaker; print the dominant frequency and the level."""
+    bench = _load(args.bench) if args.bench else None
+    if args.seconds <= 0 or args.seconds > 3600:
+        raise CliError(f"SECONDS must be above 0 and at most 3600, not {args.seconds:g}", EXIT_USAGE)
+    try:
+        _, port = cli_stimulus.audio_port(bench, Path(args.state_dir))
+        recording = port.record(args.seconds)
+    except cli_stimulus.StimulusError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except AudioError as exc:
+        raise CliError(str(exc)) from None
+    out = Path(args.out)
+    try:
+        write_wav(out, recording.samples, recording.sample_rate)
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc}") from None
+    report = {"file": str(out), "seconds": round(recording.seconds, 3), "heard": recording.describe()}
+    if len(recording.samples) >= 64 and not analysis.is_silent(recording.samples):
+        report["frequency_hz"] = round(analysis.dominant_frequency(recording.samples, recording.sample_rate), 1)
+    level = analysis.dbfs(recording.samples)
+    report["level_dbfs"] = round(level, 1) if level > -math.inf else None  # digital silence
+    print(json.dumps(report))
+    return EXIT_OK
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -485,12 +518,21 @@ def build_parser() -> argparse.ArgumentParser:
     tap.add_argument("tag", help="a tag of fixtures/tags (or the bench's [nfc] tags), e.g. red")
     tap.add_argument("--dwell", type=float, default=0.5, metavar="S", help="seconds on the reader (default 0.5)")
     tap.set_defaults(func=cmd_tap)
-    for sub in (press, turn, tap):
+    say = commands.add_parser("say", help="play a clip or WAV into the DUT's microphone; prints the broadcasts")
+    say.add_argument("clip", help="a clip of fixtures/audio (e.g. command-next-track) or a WAV file")
+    say.set_defaults(func=cmd_say)
+    for sub, wait in ((press, 1.0), (turn, 1.0), (tap, 1.0), (say, 3.0)):  # speech: the clip, VAD and decode
         sub.add_argument("--bench", metavar="FILE", help="a Pi bench file (default: the running virtual Pi)")
         sub.add_argument(
-            "--wait", type=float, default=1.0, metavar="S", help="collect broadcasts this long (default 1)"
+            "--wait", type=float, default=wait, metavar="S", help=f"collect broadcasts this long (default {wait:g})"
         )
         sub.add_argument("--state-dir", default=default_state, help=argparse.SUPPRESS)
+    listen = commands.add_parser("listen", help="record the DUT's speaker; prints frequency and level")
+    listen.add_argument("seconds", type=float, metavar="SECONDS")
+    listen.add_argument("--out", required=True, metavar="FILE.wav", help="where the recording goes")
+    listen.add_argument("--bench", metavar="FILE", help="a Pi bench file with [audio] (default: the virtual Pi)")
+    listen.add_argument("--state-dir", default=default_state, help=argparse.SUPPRESS)
+    listen.set_defaults(func=cmd_listen)
     console = commands.add_parser("console", help="follow the DUT's serial console until interrupted")
     console.add_argument("--bench", metavar="FILE", help="a Pi bench file with [serial] (default: the virtual Pi)")
     console.add_argument("--for", dest="seconds", type=float, metavar="S", help="stop after S seconds")

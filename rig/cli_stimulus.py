@@ -1,5 +1,5 @@
-"""``rig press``, ``rig turn`` and ``rig tap``: a technician's stimulus by hand, and what the
-firmware broadcast in reply.
+"""``rig press``, ``rig turn``, ``rig tap`` and ``rig say``: a technician's stimulus by hand,
+and what the firmware broadcast in reply.
 
 Each prints one JSON line per event that arrived within ``--wait`` seconds after the stimulus,
 with its latency from the stimulus on one monotonic clock, and exits 1 when nothing came.
@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from device_drivers.audio import AudioError, AudioPort, WavError
 from device_drivers.gpio import Gpio, GpioError
 from device_drivers.gpio.host import GpiozeroBackend
 from device_drivers.gpio.sim import MockPinsBackend
 from device_drivers.nfc import Nfc, TagError, TagShelf
 
+from .audio_clips import ClipError, resolve
 from .bench import BenchConfig
 from .contract import ContractValidator
 from .dut import BenchError, Dut
@@ -90,6 +92,34 @@ def nfc(bench: BenchConfig | None, state_dir: Path, tag: str, action: Callable[[
     return Stimulus(dut.url, lambda: action(driver), close)
 
 
+def dut_of(bench: BenchConfig | None, state_dir: Path) -> Dut:
+    """The bench file's Pi, or the running virtual Pi (with the sim bench's defaults)."""
+    if bench is not None and not bench.is_sim:
+        assert bench.dut.url is not None
+        return Dut("bench", bench.dut.url, bench, frozenset())
+    virtual_pi, url = _virtual_pi(state_dir)
+    return Dut("sim", url, bench or BenchConfig("sim", "sim"), frozenset(), virtual_pi=virtual_pi)
+
+
+def audio_port(bench: BenchConfig | None, state_dir: Path) -> tuple[Dut, AudioPort]:
+    dut = dut_of(bench, state_dir)
+    try:
+        return dut, dut.audio_port(None)
+    except BenchError as exc:
+        raise StimulusError(str(exc)) from None
+
+
+def say(bench: BenchConfig | None, state_dir: Path, clip_name: str) -> Stimulus:
+    """Play a clip or WAV into the DUT's microphone (the bench's audio output)."""
+    try:
+        clip = resolve(clip_name)
+        samples, rate = clip.load()
+    except (ClipError, WavError) as exc:
+        raise StimulusError(str(exc)) from None
+    dut, port = audio_port(bench, state_dir)
+    return Stimulus(dut.url, lambda: port.play(samples, rate, clip.name), lambda: None)
+
+
 async def _observe(stimulus: Stimulus, wait_s: float, contract: Path) -> int:
     client = WebSocketTestClient(stimulus.url, ContractValidator(contract), name="rig", default_timeout=5.0)
     try:
@@ -101,7 +131,7 @@ async def _observe(stimulus: Stimulus, wait_s: float, contract: Path) -> int:
         started = time.monotonic_ns()
         try:
             await asyncio.to_thread(stimulus.act)
-        except (GpioError, TagError) as exc:
+        except (GpioError, TagError, AudioError) as exc:
             raise StimulusError(str(exc)) from None
         finally:
             stimulus.close()

@@ -308,13 +308,16 @@ class Deployer:
         """Download the wheels for the Pi's Python and platform on the host, and push them."""
         out = self._sh(
             f"{shlex.quote(self.target.python)} -c "
-            + shlex.quote("import sys, sysconfig; print(sysconfig.get_platform(), '%d.%d' % sys.version_info[:2])")
+            + shlex.quote(
+                "import platform, sys, sysconfig; "
+                "print(sysconfig.get_platform(), '%d.%d' % sys.version_info[:2], platform.libc_ver()[1] or '2.17')"
+            )
         ).split()
-        platform, version = out[0], out[1]
+        platform, version, glibc = out[0], out[1], out[2]
         machine = platform.split("-", 1)[1]
         cache = paths.cache_home() / "wheelhouse" / f"{machine}-cp{version.replace('.', '')}-{req_hash}"
         if not (cache / ".complete").exists():
-            self._download_wheels(firmware, machine, version, cache)
+            self._download_wheels(firmware, machine, version, glibc, cache)
         remote = f"{self.root}/wheelhouse/{req_hash}"
         self._sh(f"mkdir -p {shlex.quote(remote)} && rm -f {shlex.quote(remote)}/*.rig-upload")
         sftp = self.ssh.sftp()
@@ -325,13 +328,20 @@ class Deployer:
         return shlex.quote(remote)
 
     @staticmethod
-    def _download_wheels(firmware: Path, machine: str, version: str, cache: Path) -> None:
+    def _download_wheels(firmware: Path, machine: str, version: str, glibc: str, cache: Path) -> None:
         """Wheels for the Pi's Python and platform, fetched on the host once per requirements.
 
         pip resolves the requirements on the host first and builds a wheel of every sdist (pyDes,
         which nfcpy needs, has no wheel on PyPI). A pure-Python wheel serves the Pi as it is; for
-        any other, pip downloads the build for the Pi's platform.
+        any other, pip downloads the build for the Pi's platform. pip does not widen a
+        ``--platform`` to older glibc tags, so every manylinux tag the Pi's glibc can load is
+        listed (numpy 2.4 ships manylinux_2_28 wheels only, which manylinux2014 misses).
         """
+        major, minor = (int(part) for part in glibc.split(".")[:2])
+        tags = [f"manylinux_{major}_{m}_{machine}" for m in range(minor, 16, -1)]
+        platforms = [
+            arg for tag in (*tags, f"manylinux2014_{machine}", f"linux_{machine}") for arg in ("--platform", tag)
+        ]
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="rig-wheelhouse-", dir=cache.parent) as folder:
             built, chosen = Path(folder) / "host", Path(folder) / "pi"
@@ -344,8 +354,7 @@ class Deployer:
                     continue
                 name, wheel_version = wheel.name.split("-")[:2]
                 _pip("download", "--only-binary=:all:", "--no-deps", "--python-version", version,
-                     "--implementation", "cp", "--platform", f"manylinux2014_{machine}",
-                     "--platform", f"linux_{machine}", f"{name}=={wheel_version}", "-d", str(chosen),
+                     "--implementation", "cp", *platforms, f"{name}=={wheel_version}", "-d", str(chosen),
                      failure=f"no wheel of {name} {wheel_version} for linux-{machine} Python {version}")  # fmt: skip
             for wheel in chosen.glob("*.whl"):
                 wheel.replace(cache / wheel.name)

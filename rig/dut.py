@@ -42,7 +42,8 @@ from .virtual_pi import SimError, SimSettings, VirtualPi
 # DUT's buttons and encoder through the bench's wiring map; "nfc" that it presents tags to the
 # DUT's reader; "nfc_reader_pull" that it can unplug that reader (a namespace virtual Pi);
 # "console" that it reads the DUT's serial console; "audio_out" that it hears the DUT's speaker
-# and "audio_in" that it plays into the DUT's microphone.
+# and "audio_in" that it plays into the DUT's microphone; "audio_devices" that it sees which
+# streams hold the DUT's sound devices (a virtual Pi's PulseAudio server).
 SIM_CAPABILITIES = frozenset({"http", "socketio", "fixture_library", "power", "gpio", "nfc"})
 REMOTE_CAPABILITIES = frozenset({"http", "socketio"})
 
@@ -303,7 +304,7 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
     capabilities = SIM_CAPABILITIES | ({"journal"} if ssh is not None else set())
     capabilities |= {"console"} if info.console else set()
     capabilities |= {"nfc_reader_pull"} if info.form == "netns" else set()
-    capabilities |= {"audio_in", "audio_out"} if info.pulse_server else set()
+    capabilities |= {"audio_in", "audio_out", "audio_devices"} if info.pulse_server else set()
     return Dut(
         "sim",
         info.url,

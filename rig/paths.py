@@ -12,6 +12,7 @@ MOCK_PINS = PROJECT_ROOT / "device_drivers" / "gpio" / "mockpins"  # the virtual
 DEFAULT_CONTRACT = FIXTURES / "contracts" / "musicbox-rig.json"
 SIM_BENCH = FIXTURES / "benches" / "sim.toml"
 AUDIO_LIBRARY = FIXTURES / "audio" / "library.toml"
+AUDIO_CLIPS = FIXTURES / "audio" / "clips.toml"  # spoken commands, noise, tones, DTMF (generate.py)
 TAGS = FIXTURES / "tags"  # named NFC tags (device_drivers/nfc/tags.py)
 SUPERVISOR_TEMPLATE = PROJECT_ROOT / "deploy" / "supervisor" / "virtual-pi.conf.in"
 

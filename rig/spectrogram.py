@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from device_drivers.audio.wavfile import read_wav
 
 
@@ -23,7 +25,8 @@ def render(wav: Path) -> Path:
     try:
         if len(samples) >= 256:
             window = 1024 if len(samples) >= 1024 else 256
-            axes.specgram(samples, NFFT=window, Fs=rate, noverlap=window // 2, cmap="magma", vmin=-140)
+            with np.errstate(divide="ignore"):  # digital silence is -inf dB, drawn as the floor
+                axes.specgram(samples, NFFT=window, Fs=rate, noverlap=window // 2, cmap="magma", vmin=-140)
         axes.set(title=f"{wav.name} ({len(samples) / rate:.2f} s)", xlabel="seconds", ylabel="Hz")
         axes.set_ylim(0, min(rate / 2, 8000))
         target = wav.with_suffix(".png")

@@ -681,6 +681,22 @@ class VirtualPi:
         sink, source = ("dut_speaker", "dut_mic") if side == "pi" else ("dut_mic", "dut_speaker")
         return {"PULSE_SERVER": self.pulse_server, "PULSE_SINK": sink, "PULSE_SOURCE": f"{source}.monitor"}
 
+    def output_streams(self) -> int:
+        """How many streams play into the Pi's speaker now (the firmware's open output devices)."""
+        pactl = shutil.which("pactl")
+        if pactl is None or not self.pulse_socket.exists():
+            raise SimError("this virtual Pi has no audio server (install pulseaudio-utils and pulseaudio)")
+        env = {**os.environ, "PULSE_SERVER": self.pulse_server}
+
+        def short(kind: str) -> list[list[str]]:
+            out = subprocess.run(
+                [pactl, "list", "short", kind], env=env, capture_output=True, text=True, timeout=10, check=True
+            ).stdout
+            return [line.split("\t") for line in out.splitlines() if line.strip()]
+
+        speaker = {row[0] for row in short("sinks") if row[1] == "dut_speaker"}
+        return sum(1 for row in short("sink-inputs") if row[1] in speaker)
+
     def _stop_devices(self) -> None:
         for name in ("console", "nfc-field", *(f"keepalive-{sink}" for sink in AUDIO_SINKS), "pulseaudio"):
             self._stop_device(name)

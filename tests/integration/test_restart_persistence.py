@@ -63,7 +63,7 @@ def test_each_test_session_boots_a_fresh_virtual_pi(tmp_path) -> None:
         assert not pid_alive(leftover_pid)
         titles = [p["title"] for p in httpx.get(f"{session.url}/api/playlists").json()["data"]["playlists"]]
         assert "Left by a killed run" not in titles
-        assert sorted(titles) == ["Chimes", "Evening Tones", "Morning Tones"]
+        assert sorted(titles) == ["Chimes", "Evening Tones", "Long Tones", "Morning Tones"]
     finally:
         session.stop()
 
