@@ -53,7 +53,9 @@ def heard_tone(frequency: float) -> object:
 
 async def wait_tone(listener: Listener, frequency: float, since_ns: int) -> int:
     """The monotonic time the tone started, after ``since_ns``."""
-    onset = await asyncio.to_thread(listener.wait, heard_tone(frequency), since_ns, SOUND_TIMEOUT_S, f"{frequency:g} Hz")
+    onset = await asyncio.to_thread(
+        listener.wait, heard_tone(frequency), since_ns, SOUND_TIMEOUT_S, f"{frequency:g} Hz"
+    )
     return since_ns + int(onset * 1e9)
 
 
