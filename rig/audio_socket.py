@@ -81,13 +81,16 @@ class AudioSocket:
                     message = {"type": "(not JSON)", "raw": str(raw)[:200]}
                 if not isinstance(message, dict):
                     message = {"type": "(not an object)", "raw": message}
-                summary = {k: v for k, v in message.items() if k != "data"}
-                entry = self.timeline.record("event", self.name, str(message.get("type")), **summary)
+                summary = {k: v for k, v in message.items() if k not in ("type", "data")}
+                entry = self.timeline.record("event", self.name, str(message.get("type")), message=summary)
                 async with self._arrived:
                     self._received.append(Received(message, entry))
                     self._arrived.notify_all()
         except ConnectionClosed as exc:
             self.closed_reason = f"closed by the firmware ({exc})"
+        except Exception as exc:  # a reader that dies must say why, not look like a quiet firmware
+            log.exception("the %s reader failed", self.name)
+            self.closed_reason = f"reader failed: {exc!r}"
         finally:
             self.closed_reason = self.closed_reason or "closed"
             async with self._arrived:

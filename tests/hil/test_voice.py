@@ -1,0 +1,137 @@
+"""The Pi's microphone (issue 5): the rig speaks a command into it; the firmware's detector cuts
+the segment, pocketsphinx recognises it, the transcription arrives on ``/ws/audio`` (a session
+with ``source: "mic"``), and the command acts, so its broadcast follows. Noise and speech that
+is no command must trigger nothing.
+
+The spoken clips are espeak-ng's, with noise 20 dB below them (``fixtures/audio/generate.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import pytest
+
+from device_drivers.audio import AudioPort, analysis
+from rig.audio_clips import clips, command_clip
+from rig.audio_socket import AudioSocket
+from rig.observer import CapturedEvent, WebSocketTestClient
+from rig.timeline import Timeline
+
+from .conftest import LibraryPlaylist
+
+pytestmark = pytest.mark.needs("audio_in")
+
+SPOKEN_LIMIT_MS = 1000  # end of the words → broadcast: the detector's 400 ms hangover, then decoding
+REPLY_TIMEOUT_S = 6.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to set the player up so the command shows, and the broadcast that shows it."""
+
+    start_track: int | None  # play this track of Long Tones first (None: leave the player stopped)
+    paused: bool
+    event: str
+    shows: Callable[[CapturedEvent, LibraryPlaylist], bool]
+
+
+CASES = {
+    "play": Case(1, True, "state:player", lambda e, p: e.payload["is_playing"] is True),
+    "pause": Case(1, False, "state:player", lambda e, p: e.payload["is_playing"] is False),
+    "stop": Case(1, False, "state:player", lambda e, p: not e.payload["is_playing"] and e.payload["position_ms"] == 0),
+    "next track": Case(1, False, "state:player", lambda e, p: e.payload["active_track_id"] == p.tracks[1]["id"]),
+    "previous track": Case(2, False, "state:player", lambda e, p: e.payload["active_track_id"] == p.tracks[0]["id"]),
+    "volume up": Case(1, False, "state:volume_changed", lambda e, p: e.payload["volume"] == 60),
+    "volume down": Case(1, False, "state:volume_changed", lambda e, p: e.payload["volume"] == 40),
+}
+
+
+def speech_end_s(samples: np.ndarray, rate: int) -> float:
+    """Where the words end in a clip: the end of its last 20 ms frame within 20 dB of the loudest."""
+    frame = rate // 50
+    levels = [analysis.dbfs(samples[i : i + frame]) for i in range(0, len(samples) - frame + 1, frame)]
+    loud = [i for i, level in enumerate(levels) if level > max(levels) - 20]
+    return (loud[-1] + 1) * frame / rate
+
+
+def long_tones(library: list[LibraryPlaylist]) -> LibraryPlaylist:
+    found = [p for p in library if p.title == "Long Tones"]
+    if not found:
+        pytest.fail("the fixture playlist 'Long Tones' is not in the DUT's library", pytrace=False)
+    return found[0]
+
+
+async def prepare(http: httpx.AsyncClient, client: WebSocketTestClient, playlist: LibraryPlaylist, case: Case) -> None:
+    assert (await http.post("/api/player/volume", json={"volume": 50})).status_code == 200
+    if case.start_track is None:
+        return
+    response = await http.post(f"/api/playlists/{playlist.id}/start", json={"track_number": case.start_track})
+    assert response.status_code == 200, response.text
+    await client.wait_for_event("state:player", predicate=lambda e: e.payload.get("is_playing") is True)
+    if case.paused:
+        assert (await http.post("/api/player/pause", json={})).status_code == 200
+        await client.wait_for_event("state:player", predicate=lambda e: e.payload["is_playing"] is False)
+
+
+@pytest.mark.parametrize("command", list(CASES))
+async def test_spoken_command_acts(
+    command: str,
+    audio: AudioPort,
+    audio_socket: AudioSocket,
+    http_client: httpx.AsyncClient,
+    websocket_client: WebSocketTestClient,
+    timeline: Timeline,
+    library,
+) -> None:
+    case, playlist = CASES[command], long_tones(library)
+    await prepare(http_client, websocket_client, playlist, case)
+    await audio_socket.session(f"rig-voice-{command.replace(' ', '-')}", source="mic")
+    samples, rate = command_clip(command).load()
+    said = await asyncio.to_thread(audio.play, samples, rate, command)
+    segment = await audio_socket.expect("mic_segment", REPLY_TIMEOUT_S)
+    reply = await audio_socket.expect("chatbot_response", REPLY_TIMEOUT_S)
+    assert reply.message["transcription"] == command, f"said {command!r}, the firmware heard {reply.message}"
+    assert reply.message["backend_used"] == "pocketsphinx"
+    assert reply.message["error"] is None, reply.message
+    shown = await websocket_client.wait_for_event(
+        case.event, predicate=lambda e: case.shows(e, playlist), timeout=REPLY_TIMEOUT_S
+    )
+    speech_end_ns = said.mono_ns + int(speech_end_s(samples, rate) * 1e9)
+    timeline.measure("speech_end_to_broadcast", (shown.mono_ns - speech_end_ns) / 1e6, "ms", limit=SPOKEN_LIMIT_MS)
+    assert segment.message["sample_rate"] == 16000
+    assert segment.message["duration_ms"] > 300, segment.message
+
+
+@pytest.mark.parametrize("clip_name", ["noise-white", "speech-what-is-the", "speech-hello-there", "speech-turn-on-the"])
+async def test_noise_and_other_speech_trigger_nothing(
+    clip_name: str,
+    audio: AudioPort,
+    audio_socket: AudioSocket,
+    http_client: httpx.AsyncClient,
+    websocket_client: WebSocketTestClient,
+    library,
+) -> None:
+    await prepare(http_client, websocket_client, long_tones(library), CASES["pause"])
+    await audio_socket.session(f"rig-reject-{clip_name}", source="mic")
+    clip = clips()[clip_name]
+    samples, rate = clip.load()
+    said = await asyncio.to_thread(audio.play, samples, rate, clip_name)
+    if clip.kind == "speech":  # speech makes a segment, which must be rejected
+        reply = await audio_socket.expect("chatbot_response", REPLY_TIMEOUT_S)
+        assert reply.message["command"] is None, reply.message
+        assert reply.message["transcription"] == "", reply.message
+    else:  # noise must not even make a segment
+        await asyncio.sleep(1.5)
+        segments = [r.message for r in audio_socket.received if r.type == "mic_segment"]
+        assert not segments, f"white noise made {len(segments)} voiced segment(s)"
+    await asyncio.sleep(0.3)
+    acted = [
+        f"{e.event_type} {e.payload}"
+        for e in websocket_client.captured_events
+        if e.mono_ns >= said.mono_ns and e.event_type in ("state:player", "state:volume_changed")
+    ]
+    assert not acted, f"{clip_name} triggered: {acted}"
