@@ -137,8 +137,9 @@ def decode_dtmf(
 
     Each 20 ms window is scored with Goertzel at the 8 DTMF frequencies: a window holds a key
     when its strongest low and high tones together carry ``min_ratio`` of its power (speech and
-    noise spread their power; a key puts it in two lines). A key must last ``min_duration_ms``
-    (Q.24 asks for 40 ms), and a gap ends it, so a held key is one digit and a repeat is two."""
+    noise spread their power; a key puts it in two lines) and neither is 8 dB below the other.
+    A key must last ``min_duration_ms`` (Q.24 asks for 40 ms), and a gap ends it, so a held key
+    is one digit and a repeat is two."""
     window = round(sample_rate * window_ms / 1000)
     keys: list[str | None] = []
     for start in range(0, len(x) - window + 1, window):
@@ -150,8 +151,10 @@ def decode_dtmf(
         low = [goertzel_power(block, sample_rate, f) for f in DTMF_LOW]
         high = [goertzel_power(block, sample_rate, f) for f in DTMF_HIGH]
         row, col = int(np.argmax(low)), int(np.argmax(high))
-        share = 2 * (low[row] + high[col]) / total
-        keys.append(DTMF_KEYS[row][col] if share >= min_ratio else None)
+        low_share, high_share = 2 * low[row] / total, 2 * high[col] / total
+        # Both groups must sound (a lone 697 Hz tone is no key), within 8 dB of each other (Q.24 twist).
+        both = min(low_share, high_share) >= max(low_share, high_share) / 6.3
+        keys.append(DTMF_KEYS[row][col] if both and low_share + high_share >= min_ratio else None)
     digits: list[DtmfDigit] = []
     minimum = max(1, math.ceil(min_duration_ms / window_ms))
     run_key, run_start = None, 0

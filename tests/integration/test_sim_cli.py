@@ -166,3 +166,39 @@ def test_tap_and_console_by_hand(tmp_path: Path) -> None:
         console.terminate()
         console.wait(timeout=10)
         run_rig("sim", "down", "--state-dir", state)
+
+
+def test_say_and_listen_by_hand(tmp_path: Path) -> None:
+    """`rig say` speaks a clip into the virtual Pi's microphone and prints what followed;
+    `rig listen` records its speaker and names the frequency."""
+    state = str(tmp_path / "sim")
+    up = run_rig("sim", "up", "--json", "--local", "--state-dir", state)
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    url = info["url"]
+    assert info["pulse_server"], "PulseAudio is part of the bootstrap: the virtual Pi must have audio"
+    try:
+        long_tones = next(p for p in httpx.get(f"{url}/api/playlists").json()["data"]["playlists"]
+                          if p["title"] == "Long Tones")  # fmt: skip
+        httpx.post(f"{url}/api/playlists/{long_tones['id']}/start", json={}).raise_for_status()
+        httpx.post(f"{url}/api/player/volume", json={"volume": 50}).raise_for_status()
+
+        out = tmp_path / "speaker.wav"
+        heard = run_rig("listen", "1", "--out", str(out), "--state-dir", state)
+        assert heard.returncode == 0, heard.stderr
+        report = json.loads(heard.stdout)
+        assert abs(report["frequency_hz"] - 440.0) < 3, report
+        assert -30 < report["level_dbfs"] < -10, report
+        assert out.stat().st_size > 40_000
+
+        said = run_rig("say", "command-next-track", "--wait", "3", "--state-dir", state)
+        assert said.returncode == 0, said.stderr
+        events = [json.loads(line) for line in said.stdout.splitlines()]
+        players = [e["data"]["data"] for e in events if e["event"] == "state:player"]
+        assert any(p["active_track_number"] == 2 for p in players), said.stdout
+
+        unknown = run_rig("say", "command-dance", "--state-dir", state)
+        assert unknown.returncode == 2
+        assert unknown.stderr.startswith("rig: no clip or WAV file 'command-dance'; known clips: "), unknown.stderr
+    finally:
+        run_rig("sim", "down", "--state-dir", state)

@@ -164,9 +164,11 @@ def test_nfc_serial_and_power_sections_load(tmp_path: Path) -> None:
             '[nfc]\nbackend = "actuator"\nservo_pin = 12\nrest_angle = -10\n'
             "[nfc.mounts.red]\nsolenoid_pin = 5\n[nfc.mounts.blue]\nangle = 45\n"
             '[serial]\nport = "/dev/ttyUSB0"\nbaudrate = 921600\n'
-            '[power]\nbackend = "relay"\nrelay_pin = 17\nactive_high = false\noff_s = 3\n',
+            '[power]\nbackend = "relay"\nrelay_pin = 17\nactive_high = false\noff_s = 3\n'
+            '[audio]\nbackend = "device"\noutput = "USB Audio"\ninput = "USB Audio"\nsample_rate = 44100\n',
         )
     )
+    assert (bench.audio.backend, bench.audio.output, bench.audio.sample_rate) == ("device", "USB Audio", 44100)
     assert bench.nfc.backend == "actuator"
     assert bench.nfc.mounts["red"].solenoid_pin == 5
     assert bench.nfc.mounts["blue"].angle == 45
@@ -174,7 +176,9 @@ def test_nfc_serial_and_power_sections_load(tmp_path: Path) -> None:
     assert (bench.serial.port, bench.serial.baudrate) == ("/dev/ttyUSB0", 921600)
     assert (bench.power.backend, bench.power.relay_pin, bench.power.active_high) == ("relay", 17, False)
     sim = load_bench(paths.SIM_BENCH)
-    assert (sim.nfc.backend, sim.power.backend) == ("sim", "sim"), "a virtual Pi brings its field and its power"
+    assert (sim.nfc.backend, sim.power.backend, sim.audio.backend) == ("sim", "sim", "sim"), (
+        "a virtual Pi brings its own"
+    )
 
 
 @pytest.mark.parametrize(
@@ -188,6 +192,11 @@ def test_nfc_serial_and_power_sections_load(tmp_path: Path) -> None:
         ("[nfc.mounts.purple]\nsolenoid_pin = 5\n", "[nfc.mounts.purple]: no tag file"),
         ('[power]\nbackend = "relay"\n', '[power] relay_pin: required for backend = "relay"'),
         ("[serial]\nbaudrate = 7\n", "[serial] baudrate: expected an integer from 300 to 4000000"),
+        ('[audio]\nbackend = "device"\noutput = "USB"\n', '[audio] backend = "device" needs output and input'),
+        ('[audio]\nbackend = "sim"\n', '[audio] backend: "sim" needs kind = "sim"'),
+        ('[audio]\nbackend = "alsa"\n', "[audio] backend: expected one of sim, device, none"),
+        ("[audio]\nsample_rate = 100\n", "[audio] sample_rate: expected an integer from 8000 to 192000"),
+        ('[audio]\nspeaker = "x"\n', "speaker"),
     ],
 )
 def test_nfc_serial_and_power_mistakes_are_one_line(tmp_path: Path, sections: str, expected: str) -> None:
