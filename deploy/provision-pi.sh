@@ -16,6 +16,8 @@ ROOT=""
 PORT=8000
 NFC=""
 CONSOLE=/dev/serial0
+SPEAKER=""
+MIC=""
 KEY=""
 TEMPLATE="$(dirname "$0")/musicbox.service.in"
 [[ -f $TEMPLATE ]] || TEMPLATE="$(dirname "$0")/systemd/musicbox.service.in"
@@ -25,6 +27,7 @@ PACKAGES=(python3 python3-venv libportaudio2 libsndfile1 pulseaudio-utils)
 usage() {
   cat >&2 <<USAGE
 usage: provision-pi.sh --key PUBKEY [--user NAME] [--unit NAME] [--root DIR] [--port N] [--nfc PATH] [--console DEV]
+                       [--speaker NAME] [--mic NAME]
        provision-pi.sh --render DIR [same options]   (write the unit and sudo rule to DIR, change nothing)
   --key PUBKEY  the rig host's public SSH key (e.g. ~/.ssh/id_ed25519.pub), authorised for the account
   --user NAME   the account that deploys and runs the firmware (default $USER_NAME)
@@ -33,6 +36,9 @@ usage: provision-pi.sh --key PUBKEY [--user NAME] [--unit NAME] [--root DIR] [--
   --port N      the firmware's HTTP port (default $PORT; the port of the bench file's [dut] url)
   --nfc PATH    the Pi's NFC reader as nfcpy names it: tty:AMA0:pn532 (a PN532 HAT), usb (default: none)
   --console DEV the serial console the firmware writes to (default $CONSOLE; enable_uart=1 in config.txt)
+  --speaker NAME the PortAudio output the firmware plays to, as 'python3 -m sounddevice' lists it
+                (e.g. "bcm2835 Headphones", "USB Audio"; default: none, the player runs on its clock)
+  --mic NAME    the PortAudio input for voice commands (e.g. "USB Audio"; default: none)
 USAGE
   exit 2
 }
@@ -49,6 +55,8 @@ while (($#)); do
     --port) PORT=${2:?}; shift 2 ;;
     --nfc) NFC=${2:?}; shift 2 ;;
     --console) CONSOLE=${2:?}; shift 2 ;;
+    --speaker) SPEAKER=${2:?}; shift 2 ;;
+    --mic) MIC=${2:?}; shift 2 ;;
     --render) RENDER_ONLY=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *) printf 'provision-pi: unknown option %s\n' "$1" >&2; usage ;;
@@ -60,13 +68,17 @@ done
 [[ $PORT =~ ^[0-9]+$ ]] && ((PORT > 0 && PORT < 65536)) || die "--port $PORT is not a TCP port"
 [[ $NFC =~ ^((tty|usb|udp)[A-Za-z0-9_.:-]*)?$ ]] || die "--nfc $NFC is not an nfcpy device path (tty:AMA0:pn532, usb)"
 [[ $CONSOLE =~ ^/dev/[A-Za-z0-9_/-]+$ ]] || die "--console $CONSOLE is not a device path under /dev"
+for device in "$SPEAKER" "$MIC"; do
+  [[ $device =~ ^[A-Za-z0-9\ _.,:()-]*$ ]] || die "audio device name '$device' has characters a unit file cannot hold"
+done
 ROOT=${ROOT:-/home/$USER_NAME/musicbox}
 [[ $ROOT == /* ]] || die "--root $ROOT must be an absolute path"
 [[ -f $TEMPLATE ]] || die "no unit template next to this script (musicbox.service.in)"
 
 render() {  # the unit file and the sudo rule, into folder $1
   sed -e "s|@USER@|$USER_NAME|g" -e "s|@UNIT@|$UNIT|g" -e "s|@ROOT@|$ROOT|g" -e "s|@PORT@|$PORT|g" \
-    -e "s|@NFC@|$NFC|g" -e "s|@CONSOLE@|$CONSOLE|g" "$TEMPLATE" >"$1/$UNIT.service"
+    -e "s|@NFC@|$NFC|g" -e "s|@CONSOLE@|$CONSOLE|g" -e "s|@SPEAKER@|$SPEAKER|g" -e "s|@MIC@|$MIC|g" \
+    "$TEMPLATE" >"$1/$UNIT.service"
   {
     printf '# The rig deploys as %s and may restart the firmware unit, nothing else.\n' "$USER_NAME"
     for verb in restart start stop status; do

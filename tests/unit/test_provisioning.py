@@ -37,7 +37,7 @@ def rendered(tmp_path: Path) -> Path:
     python.parent.mkdir(parents=True)
     python.symlink_to(shutil.which("python3") or "/usr/bin/python3")
     result = provision("--render", str(tmp_path / "out"), "--root", str(root), "--port", "8123", "--unit", "boxfw",
-                        "--nfc", "tty:AMA0:pn532")  # fmt: skip
+                        "--nfc", "tty:AMA0:pn532", "--speaker", "USB Audio", "--mic", "USB Audio")  # fmt: skip
     assert result.returncode == 0, result.stderr
     return tmp_path / "out"
 
@@ -51,6 +51,8 @@ def test_unit_runs_the_current_release_as_the_account(rendered: Path, tmp_path: 
     assert "Environment=MUSICBOX_PORT=8123" in unit
     assert "Environment=MUSICBOX_NFC_DEVICE=tty:AMA0:pn532" in unit
     assert "Environment=MUSICBOX_CONSOLE=/dev/serial0" in unit
+    assert 'Environment="MUSICBOX_AUDIO_OUTPUT=USB Audio"' in unit
+    assert 'Environment="MUSICBOX_AUDIO_INPUT=USB Audio"' in unit
     verify = subprocess.run(
         [checker("systemd-analyze"), "verify", str(rendered / "boxfw.service")],
         capture_output=True,
@@ -86,6 +88,7 @@ def test_sudo_rule_allows_systemctl_on_the_one_unit_only(rendered: Path) -> None
         (["--port", "99999"], "--port 99999 is not a TCP port"),
         (["--root", "relative/path"], "--root relative/path must be an absolute path"),
         (["--unit", "a;b"], "--unit a;b is not a valid unit name"),
+        (["--speaker", 'USB"; rm -rf /'], "audio device name 'USB\"; rm -rf /' has characters a unit file cannot hold"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(args: list[str], message: str, tmp_path: Path) -> None:
