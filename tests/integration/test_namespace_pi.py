@@ -128,7 +128,7 @@ def test_link_down_during_a_deploy(netns_pi_factory, firmware: Path) -> None:
 
 
 def test_disk_full_on_the_pi(netns_pi_factory, firmware: Path) -> None:
-    virtual_pi = netns_pi_factory(disk_mb=192)
+    virtual_pi = netns_pi_factory(disk_mb=512)  # the firmware with numpy and pocketsphinx: ~250 MB
     with session(virtual_pi) as ssh:
         deployer = Deployer(ssh, virtual_pi.deploy_target())
         good = deployer.deploy(firmware)
