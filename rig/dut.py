@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from device_drivers.audio import AudioPort
+from device_drivers.audio import AudioError, AudioPort
 from device_drivers.gpio import GpioError, PinBackend
 from device_drivers.gpio.host import GpiozeroBackend
 from device_drivers.gpio.sim import MockPinsBackend
@@ -181,7 +181,10 @@ class Dut:
             output, input_ = config.output, config.input
         else:
             raise BenchError(f"bench {self.bench.name!r} has no audio interface ([audio] backend = {config.backend!r})")
-        return AudioPort(output, input_, config.sample_rate, env=env, stamp=stamp, artifacts=artifacts)
+        try:
+            return AudioPort(output, input_, config.sample_rate, env=env, stamp=stamp, artifacts=artifacts)
+        except AudioError as exc:
+            raise BenchError(str(exc)) from None
 
     def power_switch(self) -> PowerSwitch:
         """What cuts the DUT's power (``needs("power")``): the virtual Pi itself, or a relay, whose

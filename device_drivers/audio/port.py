@@ -161,10 +161,13 @@ class AudioPort:
         self.stamp: Stamp = stamp or (lambda name, detail: None)
         self.artifacts = artifacts
         self.saved: list[Path] = []
+        self.block_s = 0.01  # input blocks of 10 ms
         # libpulse reads these when each stream opens (the sim's devices); a bench sets none.
         os.environ.update(env or {})
-        import sounddevice  # PortAudio initialises on import, after the environment is set
-
+        try:
+            import sounddevice  # PortAudio initialises on import, after the environment is set
+        except OSError as exc:  # sounddevice raises OSError when libportaudio is missing
+            raise AudioError(f"PortAudio is not available ({exc}): install libportaudio2") from None
         self._sd = sounddevice
 
     # -- output: into the DUT's microphone ------------------------------------------------------
@@ -207,7 +210,7 @@ class AudioPort:
                 channels=1,
                 dtype="float32",
                 latency="low",
-                blocksize=round(self.sample_rate / 100),  # 10 ms blocks: onsets to the block
+                blocksize=round(self.sample_rate * self.block_s),  # onsets to the block
                 callback=arrived,
             )
         except (self._sd.PortAudioError, ValueError) as exc:
@@ -226,8 +229,10 @@ class AudioPort:
     def record(self, seconds: float, label: str = "recording") -> Recording:
         """Record ``seconds`` of the DUT's speaker, saved as a WAV artifact."""
         with self.listening(label, keep_s=seconds + 5) as listener:
-            start = time.monotonic_ns()
-            time.sleep(seconds)
+            opened = time.monotonic_ns()
+            listener.wait(lambda heard: True, 0, 5.0, "audio from the input")  # the stream has started
+            start = max(opened, time.monotonic_ns())
+            time.sleep(seconds + self.block_s)
         return listener.recording(start, start + int(seconds * 1e9))
 
     def save(self, recording: Recording, label: str) -> Recording:
