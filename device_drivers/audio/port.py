@@ -232,7 +232,7 @@ class AudioPort:
             opened = time.monotonic_ns()
             listener.wait(lambda heard: True, 0, 5.0, "audio from the input")  # the stream has started
             start = max(opened, time.monotonic_ns())
-            time.sleep(seconds + self.block_s)
+            time.sleep(seconds + 0.1)  # the last block, through the input latency
         return listener.recording(start, start + int(seconds * 1e9))
 
     def save(self, recording: Recording, label: str) -> Recording:
