@@ -25,7 +25,7 @@ from .bench import BenchConfig, BenchFileError, load_bench
 from .bench_remote import bench_deploy_target, bench_session
 from .contract import ContractError, ContractValidator
 from .deploy import FOLLOW_READY, Deployer, DeployError, DeployTarget
-from .dut import BenchError, Dut, sim_settings
+from .dut import BenchError, sim_settings
 from .enroll import enroll
 from .netns import NamespaceError
 from .observer import CapturedEvent, WebSocketTestClient
@@ -251,18 +251,10 @@ def cmd_listen(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     """Follow the serial console: a bench's [serial] port, or the running virtual Pi's pty."""
     bench = _load(args.bench) if args.bench else None
-    if bench is not None and not bench.is_sim:
-        assert bench.dut.url is not None
-        dut = Dut("bench", bench.dut.url, bench, frozenset())
-    else:
-        virtual_pi = VirtualPi(Path(args.state_dir))
-        info = virtual_pi.info()
-        if info is None:
-            raise CliError("no virtual Pi runs; start one with 'rig sim up', or give --bench FILE", EXIT_USAGE)
-        dut = Dut("sim", info.url, bench or BenchConfig("sim", "sim"), frozenset(), virtual_pi=virtual_pi)
     try:
+        dut = cli_stimulus.dut_of(bench, Path(args.state_dir))
         console = dut.console(None, on_line=lambda line: print(line.text, flush=True))
-    except BenchError as exc:
+    except (cli_stimulus.StimulusError, BenchError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     print(f"following the console on {console.port} (Ctrl-C to stop)", file=sys.stderr)
     deadline = None if args.seconds is None else time.monotonic() + args.seconds

@@ -48,6 +48,15 @@ def _virtual_pi(state_dir: Path) -> tuple[VirtualPi, str]:
     return virtual_pi, info.url
 
 
+def dut_of(bench: BenchConfig | None, state_dir: Path) -> Dut:
+    """The bench file's Pi, or the running virtual Pi (with the sim bench's defaults)."""
+    if bench is not None and not bench.is_sim:
+        assert bench.dut.url is not None
+        return Dut("bench", bench.dut.url, bench, frozenset())
+    virtual_pi, url = _virtual_pi(state_dir)
+    return Dut("sim", url, bench or BenchConfig("sim", "sim"), frozenset(), virtual_pi=virtual_pi)
+
+
 def gpio(bench: BenchConfig | None, state_dir: Path, action: Callable[[Gpio], object]) -> Stimulus:
     """A Pi bench file's firmware and GPIO backend; otherwise the running virtual Pi's."""
     if bench is not None and not bench.is_sim:
@@ -74,12 +83,7 @@ def nfc(bench: BenchConfig | None, state_dir: Path, tag: str, action: Callable[[
         shelf.get(tag)  # a bad tag name is said before anything is opened
     except TagError as exc:
         raise StimulusError(str(exc)) from None
-    if bench is not None and not bench.is_sim:
-        assert bench.dut.url is not None
-        dut = Dut("bench", bench.dut.url, bench, frozenset())
-    else:
-        virtual_pi, url = _virtual_pi(state_dir)
-        dut = Dut("sim", url, config, frozenset(), virtual_pi=virtual_pi)
+    dut = dut_of(bench, state_dir)
     try:
         driver = Nfc(dut.nfc_backend(), shelf)
     except BenchError as exc:
@@ -90,15 +94,6 @@ def nfc(bench: BenchConfig | None, state_dir: Path, tag: str, action: Callable[[
         driver.backend.close()
 
     return Stimulus(dut.url, lambda: action(driver), close)
-
-
-def dut_of(bench: BenchConfig | None, state_dir: Path) -> Dut:
-    """The bench file's Pi, or the running virtual Pi (with the sim bench's defaults)."""
-    if bench is not None and not bench.is_sim:
-        assert bench.dut.url is not None
-        return Dut("bench", bench.dut.url, bench, frozenset())
-    virtual_pi, url = _virtual_pi(state_dir)
-    return Dut("sim", url, bench or BenchConfig("sim", "sim"), frozenset(), virtual_pi=virtual_pi)
 
 
 def audio_port(bench: BenchConfig | None, state_dir: Path) -> tuple[Dut, AudioPort]:

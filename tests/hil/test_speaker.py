@@ -46,6 +46,22 @@ async def start(
     return await client.wait_for_event("state:player", predicate=lambda e: e.payload.get("is_playing") is True)
 
 
+async def play_and_hear(
+    http: httpx.AsyncClient,
+    client: WebSocketTestClient,
+    listener: Listener,
+    target: LibraryPlaylist,
+    track: FixtureTrack,
+    track_number: int = 1,
+) -> tuple[CapturedEvent, int]:
+    """At volume 80, start ``target`` at ``track_number`` and wait until its tone sounds:
+    returns the ``state:player`` that said playing and the monotonic time of the tone's onset."""
+    await set_volume(http, 80)
+    since = time.monotonic_ns()
+    playing = await start(http, client, target, track_number)
+    return playing, await wait_tone(listener, track.frequency_hz, since)
+
+
 def heard_tone(frequency: float) -> object:
     """A Listener.wait condition: the onset (s from the window's start) of ``frequency``."""
     return lambda heard: analysis.tone_onset(heard.samples, heard.sample_rate, frequency)
@@ -80,11 +96,10 @@ async def test_track_tone_heard_after_playing(
     audio: AudioPort, http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient, timeline: Timeline, library
 ) -> None:
     first = tones("Long Tones")[0]
-    await set_volume(http_client, 80)
     with audio.listening("long-tones-track-1") as listener:
-        since = time.monotonic_ns()
-        playing = await start(http_client, websocket_client, playlist(library, "Long Tones"))
-        onset_ns = await wait_tone(listener, first.frequency_hz, since)
+        playing, onset_ns = await play_and_hear(
+            http_client, websocket_client, listener, playlist(library, "Long Tones"), first
+        )
         timeline.measure("state_player_to_tone", (onset_ns - playing.mono_ns) / 1e6, "ms", limit=TONE_LIMIT_MS)
         assert_frequency(await window(listener, 0.5), first.frequency_hz)
 
@@ -93,11 +108,8 @@ async def test_pause_is_silence_and_play_resumes(
     audio: AudioPort, http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient, library
 ) -> None:
     first = tones("Long Tones")[0]
-    await set_volume(http_client, 80)
     with audio.listening("pause-resume") as listener:
-        since = time.monotonic_ns()
-        await start(http_client, websocket_client, playlist(library, "Long Tones"))
-        await wait_tone(listener, first.frequency_hz, since)
+        await play_and_hear(http_client, websocket_client, listener, playlist(library, "Long Tones"), first)
         assert (await http_client.post("/api/player/pause", json={})).status_code == 200
         await websocket_client.wait_for_event("state:player", predicate=lambda e: e.payload["is_playing"] is False)
         await asyncio.sleep(0.15)  # what the device had queued plays out
@@ -113,11 +125,8 @@ async def test_volume_scales_the_level(
 ) -> None:
     """Volume is a linear gain: the RMS ratio of two windows is the ratio of the volumes."""
     first = tones("Long Tones")[0]
-    await set_volume(http_client, 80)
     with audio.listening("volume-80-then-40") as listener:
-        since = time.monotonic_ns()
-        await start(http_client, websocket_client, playlist(library, "Long Tones"))
-        await wait_tone(listener, first.frequency_hz, since)
+        await play_and_hear(http_client, websocket_client, listener, playlist(library, "Long Tones"), first)
         loud = await window(listener, 0.4)
         await set_volume(http_client, 40)
         await websocket_client.wait_for_event("state:volume_changed", predicate=lambda e: e.payload["volume"] == 40)
@@ -132,11 +141,8 @@ async def test_next_track_is_heard(
 ) -> None:
     first, second = tones("Long Tones")[:2]
     target = playlist(library, "Long Tones")
-    await set_volume(http_client, 80)
     with audio.listening("next-track") as listener:
-        since = time.monotonic_ns()
-        await start(http_client, websocket_client, target)
-        await wait_tone(listener, first.frequency_hz, since)
+        await play_and_hear(http_client, websocket_client, listener, target, first)
         skipped_at = time.monotonic_ns()
         assert (await http_client.post("/api/player/next", json={})).status_code == 200
         await websocket_client.wait_for_event(
@@ -151,9 +157,8 @@ async def test_auto_advance_is_audible(
 ) -> None:
     first, second = tones("Long Tones")[:2]
     target = playlist(library, "Long Tones")
-    await set_volume(http_client, 80)
     with audio.listening("auto-advance") as listener:
-        await start(http_client, websocket_client, target)
+        await play_and_hear(http_client, websocket_client, listener, target, first)
         near_end = time.monotonic_ns()
         seek = await http_client.post("/api/player/seek", json={"position_ms": target.tracks[0]["duration_ms"] - 500})
         assert seek.status_code == 200, seek.text
@@ -169,11 +174,8 @@ async def test_flac_and_ogg_tracks_play(
     audio: AudioPort, http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient, library, number: int
 ) -> None:
     track = tones("Evening Tones")[number - 1]
-    await set_volume(http_client, 80)
     with audio.listening(f"evening-{number}") as listener:
-        since = time.monotonic_ns()
-        await start(http_client, websocket_client, playlist(library, "Evening Tones"), number)
-        await wait_tone(listener, track.frequency_hz, since)
+        await play_and_hear(http_client, websocket_client, listener, playlist(library, "Evening Tones"), track, number)
         assert_frequency(await window(listener, 0.4), track.frequency_hz)
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from .conftest import RIG, LineReader, pid_alive, run_rig
 
@@ -19,6 +22,19 @@ def firmware_pid(state_dir: Path) -> int:
         capture_output=True, text=True, timeout=10, check=True,
     )  # fmt: skip
     return int(result.stdout.strip())
+
+
+@pytest.fixture
+def cli_sim(tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A local-form virtual Pi started with `rig sim up --json`: (its state folder, what up printed);
+    `rig sim down` after the test."""
+    state = str(tmp_path / "sim")
+    up = run_rig("sim", "up", "--json", "--local", "--state-dir", state)
+    assert up.returncode == 0, up.stderr
+    try:
+        yield state, json.loads(up.stdout)
+    finally:
+        run_rig("sim", "down", "--state-dir", state)
 
 
 def test_sim_lifecycle_and_events(tmp_path: Path) -> None:
@@ -91,48 +107,39 @@ def test_sim_up_with_a_bad_bench_file(tmp_path: Path) -> None:
     assert not (tmp_path / "sim").exists(), "a bad bench file must not leave anything behind"
 
 
-def test_press_and_turn_by_hand(tmp_path: Path) -> None:
+def test_press_and_turn_by_hand(cli_sim: tuple[str, dict[str, Any]]) -> None:
     """`rig press` and `rig turn` against `rig sim up`: each prints what the firmware broadcast in reply."""
-    state = str(tmp_path / "sim")
-    up = run_rig("sim", "up", "--json", "--local", "--state-dir", state)
-    assert up.returncode == 0, up.stderr
-    url = json.loads(up.stdout)["url"]
-    try:
-        playlists = httpx.get(f"{url}/api/playlists").json()["data"]["playlists"]
-        playlist = next(p for p in playlists if p["track_count"] >= 3)
-        httpx.post(f"{url}/api/playlists/{playlist['id']}/start", json={"track_number": 1}).raise_for_status()
+    state, url = cli_sim[0], cli_sim[1]["url"]
+    playlists = httpx.get(f"{url}/api/playlists").json()["data"]["playlists"]
+    playlist = next(p for p in playlists if p["track_count"] >= 3)
+    httpx.post(f"{url}/api/playlists/{playlist['id']}/start", json={"track_number": 1}).raise_for_status()
 
-        pressed = run_rig("press", "next", "--wait", "0.5", "--state-dir", state)
-        assert pressed.returncode == 0, pressed.stderr
-        first = json.loads(pressed.stdout.splitlines()[0])
-        assert first["event"] == "state:player"
-        second = httpx.get(f"{url}/api/playlists/{playlist['id']}").json()["data"]["tracks"][1]["id"]
-        assert first["data"]["data"]["active_track_id"] == second, "next went to the second track"
-        assert first["after_ms"] < 1000
+    pressed = run_rig("press", "next", "--wait", "0.5", "--state-dir", state)
+    assert pressed.returncode == 0, pressed.stderr
+    first = json.loads(pressed.stdout.splitlines()[0])
+    assert first["event"] == "state:player"
+    second = httpx.get(f"{url}/api/playlists/{playlist['id']}").json()["data"]["tracks"][1]["id"]
+    assert first["data"]["data"]["active_track_id"] == second, "next went to the second track"
+    assert first["after_ms"] < 1000
 
-        turned = run_rig("turn", "volume", "-2", "--wait", "0.5", "--state-dir", state)
-        assert turned.returncode == 0, turned.stderr
-        volumes = [json.loads(line) for line in turned.stdout.splitlines()]
-        changes = [e["data"]["data"]["volume"] for e in volumes if e["event"] == "state:volume_changed"]
-        assert len(changes) == 2, turned.stdout
-        assert changes[0] - changes[1] == 5, "one volume step per detent"
+    turned = run_rig("turn", "volume", "-2", "--wait", "0.5", "--state-dir", state)
+    assert turned.returncode == 0, turned.stderr
+    volumes = [json.loads(line) for line in turned.stdout.splitlines()]
+    changes = [e["data"]["data"]["volume"] for e in volumes if e["event"] == "state:volume_changed"]
+    assert len(changes) == 2, turned.stdout
+    assert changes[0] - changes[1] == 5, "one volume step per detent"
 
-        unknown = run_rig("press", "nope", "--state-dir", state)
-        assert unknown.returncode == 2
-        assert unknown.stderr.strip() == (
-            "rig: no line 'nope' in the wiring map; it has: next, play_pause, previous, volume_clk, volume_dt"
-        )
-    finally:
-        run_rig("sim", "down", "--state-dir", state)
+    unknown = run_rig("press", "nope", "--state-dir", state)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == (
+        "rig: no line 'nope' in the wiring map; it has: next, play_pause, previous, volume_clk, volume_dt"
+    )
 
 
-def test_tap_and_console_by_hand(tmp_path: Path) -> None:
+def test_tap_and_console_by_hand(cli_sim: tuple[str, dict[str, Any]]) -> None:
     """`rig tap` lays a named tag on the virtual Pi's reader and prints the broadcasts; `rig console`
     follows the serial console, where the firmware writes each tag and button."""
-    state = str(tmp_path / "sim")
-    up = run_rig("sim", "up", "--json", "--local", "--state-dir", state)
-    assert up.returncode == 0, up.stderr
-    info = json.loads(up.stdout)
+    state, info = cli_sim
     url = info["url"]
     assert info["console"], "socat is part of the bootstrap: the virtual Pi must have a console"
     console = subprocess.Popen(
@@ -165,40 +172,33 @@ def test_tap_and_console_by_hand(tmp_path: Path) -> None:
     finally:
         console.terminate()
         console.wait(timeout=10)
-        run_rig("sim", "down", "--state-dir", state)
 
 
-def test_say_and_listen_by_hand(tmp_path: Path) -> None:
+def test_say_and_listen_by_hand(cli_sim: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
     """`rig say` speaks a clip into the virtual Pi's microphone and prints what followed;
     `rig listen` records its speaker and names the frequency."""
-    state = str(tmp_path / "sim")
-    up = run_rig("sim", "up", "--json", "--local", "--state-dir", state)
-    assert up.returncode == 0, up.stderr
-    info = json.loads(up.stdout)
+    state, info = cli_sim
     url = info["url"]
     assert info["pulse_server"], "PulseAudio is part of the bootstrap: the virtual Pi must have audio"
-    try:
-        long_tones = next(p for p in httpx.get(f"{url}/api/playlists").json()["data"]["playlists"]
-                          if p["title"] == "Long Tones")  # fmt: skip
-        httpx.post(f"{url}/api/playlists/{long_tones['id']}/start", json={}).raise_for_status()
-        httpx.post(f"{url}/api/player/volume", json={"volume": 50}).raise_for_status()
+    long_tones = next(p for p in httpx.get(f"{url}/api/playlists").json()["data"]["playlists"]
+                      if p["title"] == "Long Tones")  # fmt: skip
+    httpx.post(f"{url}/api/playlists/{long_tones['id']}/start", json={}).raise_for_status()
+    httpx.post(f"{url}/api/player/volume", json={"volume": 50}).raise_for_status()
 
-        out = tmp_path / "speaker.wav"
-        heard = run_rig("listen", "1", "--out", str(out), "--state-dir", state)
-        assert heard.returncode == 0, heard.stderr
-        report = json.loads(heard.stdout)
-        assert abs(report["frequency_hz"] - 440.0) < 3, report
-        assert -30 < report["level_dbfs"] < -10, report
-        assert out.stat().st_size > 40_000
+    out = tmp_path / "speaker.wav"
+    heard = run_rig("listen", "1", "--out", str(out), "--state-dir", state)
+    assert heard.returncode == 0, heard.stderr
+    report = json.loads(heard.stdout)
+    assert abs(report["frequency_hz"] - 440.0) < 3, report
+    assert -30 < report["level_dbfs"] < -10, report
+    assert out.stat().st_size > 40_000
 
-        said = run_rig("say", "command-next-track", "--wait", "3", "--state-dir", state)
-        assert said.returncode == 0, said.stderr
-        events = [json.loads(line) for line in said.stdout.splitlines()]
-        players = [e["data"]["data"] for e in events if e["event"] == "state:player"]
-        assert any(p["active_track_number"] == 2 for p in players), said.stdout
+    said = run_rig("say", "command-next-track", "--wait", "3", "--state-dir", state)
+    assert said.returncode == 0, said.stderr
+    events = [json.loads(line) for line in said.stdout.splitlines()]
+    players = [e["data"]["data"] for e in events if e["event"] == "state:player"]
+    assert any(p["active_track_number"] == 2 for p in players), said.stdout
 
-        unknown = run_rig("say", "command-dance", "--state-dir", state)
-        assert unknown.returncode == 2
-        assert unknown.stderr.startswith("rig: no clip or WAV file 'command-dance'; known clips: "), unknown.stderr
-    finally:
-        run_rig("sim", "down", "--state-dir", state)
+    unknown = run_rig("say", "command-dance", "--state-dir", state)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("rig: no clip or WAV file 'command-dance'; known clips: "), unknown.stderr

@@ -3,7 +3,6 @@ tools that will read them (systemd-analyze, visudo) where this machine has them.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from rig import paths
 from rig.deploy import systemd_service
+from rig.pytest_plugin import in_ci
 
 SCRIPT = paths.PROJECT_ROOT / "deploy" / "provision-pi.sh"
 
@@ -20,7 +20,7 @@ def checker(tool: str) -> str:
     """The tool that reads the rendered file; the bootstrap installs it, so under CI it must be there."""
     found = shutil.which(tool)
     if found is None:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail(f"{tool} is missing; the bootstrap installs it (APT_PACKAGES)", pytrace=False)
         pytest.skip(f"{tool} is not installed here")
     return found
