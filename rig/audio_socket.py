@@ -4,7 +4,8 @@ It speaks exactly what the companion front end sends: ``session``, base64 PCM16 
 messages, ``segment_end``, and raw text for the bad inputs. Every message sent and received is
 stamped on the test's timeline, so the handshake and each chunk ack are latencies on one
 clock. A reader task keeps every message; ``expect`` returns the next unread one of a type,
-and on a timeout says which messages did arrive.
+and on a timeout says which messages did arrive. With a contract validator, every message the
+firmware sends is checked against the contract's ``websockets`` section as it arrives.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from .contract import ContractValidator
+from .observer import Finding, kind_of
 from .timeline import Entry, Timeline
 
 log = logging.getLogger(__name__)
@@ -44,12 +47,25 @@ class Received:
         return str(self.message.get("type"))
 
 
+PATH = "/ws/audio"
+
+
 class AudioSocket:
-    def __init__(self, base_url: str, timeline: Timeline, *, name: str = "audio", timeout: float = 5.0) -> None:
-        self.url = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1).rstrip("/") + "/ws/audio"
+    def __init__(
+        self,
+        base_url: str,
+        timeline: Timeline,
+        *,
+        name: str = "audio",
+        timeout: float = 5.0,
+        validator: ContractValidator | None = None,
+    ) -> None:
+        self.url = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1).rstrip("/") + PATH
         self.timeline = timeline
         self.name = name
         self.timeout = timeout
+        self.validator = validator
+        self.violations: list[str] = []
         self._socket: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._received: list[Received] = []
@@ -83,6 +99,8 @@ class AudioSocket:
                     message = {"type": "(not an object)", "raw": message}
                 summary = {k: v for k, v in message.items() if k not in ("type", "data")}
                 entry = self.timeline.record("event", self.name, str(message.get("type")), message=summary)
+                if self.validator is not None:
+                    self.violations += self.validator.check_ws_message(PATH, "server_to_client", message)
                 async with self._arrived:
                     self._received.append(Received(message, entry))
                     self._arrived.notify_all()
@@ -164,3 +182,7 @@ class AudioSocket:
     @property
     def received(self) -> list[Received]:
         return list(self._received)
+
+    def findings(self) -> list[Finding]:
+        """Every message of the firmware that broke the contract's /ws/audio section."""
+        return [Finding(kind_of(v), v) for v in self.violations]

@@ -64,6 +64,11 @@ class SimConfig:
     # "netns": a network namespace host (root); "ssh": an sshd on loopback; both get the firmware by a
     # real deploy. "local": the firmware runs straight from its tree. "auto": netns as root, else ssh.
     form: str = "auto"
+    heartbeat_s: float = 1.0  # the firmware's system:health interval (a Pi's default is 10 s)
+    upload_timeout_s: float = 5.0  # an upload session idle this long expires (a Pi's default is 600 s)
+    # The namespace form's SD card: a tmpfs of this many MiB, so storage can run low for real.
+    # 0: the host's disk. The other forms run without root, cannot mount, and ignore it.
+    disk_mb: int = 0
 
 
 @dataclass(frozen=True)
@@ -279,6 +284,9 @@ def load_bench(file: Path) -> BenchConfig:
         faults=sim_t.strings("faults"),
         position_interval_ms=sim_t.integer("position_interval_ms", 500, lo=100, hi=10_000),
         form=sim_t.string("form", "auto", choices=SIM_FORMS) or "auto",
+        heartbeat_s=sim_t.number("heartbeat_s", 1.0, lo=0.2, hi=3600),
+        upload_timeout_s=sim_t.number("upload_timeout_s", 5.0, lo=1, hi=86_400),
+        disk_mb=sim_t.integer("disk_mb", 0, lo=0, hi=65_536),
     )
     sim_t.finish()
 

@@ -2,8 +2,10 @@
 
 Two contract file formats load: the project's own (``fixtures/contracts/*.json``: a flat
 ``events`` map) and openmusicbox's (``contracts`` grouped by area, with ``event_envelope_format``),
-so the rig can check any firmware that ships such a file. A violation names the JSON path, the
-schema that was expected and the value that came, laid out as a diff.
+so the rig can check any firmware that ships such a file. The project's file also describes plain
+WebSocket endpoints (``websockets``: per path and direction, a schema per message ``type``).
+A violation names the JSON path, the schema that was expected and the value that came, laid out
+as a diff.
 """
 
 from __future__ import annotations
@@ -79,6 +81,12 @@ class ContractValidator:
         self._validators = {
             name: self._validator(spec.schema) for name, spec in self.events.items() if spec.schema is not None
         }
+        self._ws: dict[tuple[str, str], dict[str, Draft7Validator]] = {
+            (path, direction): {kind: self._validator(schema) for kind, schema in messages.items()}
+            for path, endpoint in (raw.get("websockets") or {}).items()
+            for direction, messages in endpoint.items()
+            if isinstance(messages, dict) and direction in ("client_to_server", "server_to_client")
+        }
 
     def _validator(self, schema: dict[str, Any]) -> Draft7Validator:
         # Definitions live at the contract's root, so $refs resolve against it.
@@ -138,6 +146,22 @@ class ContractValidator:
             return []
         first = best_match(errors)
         return [first, *(e for e in errors if e is not first)][:MAX_PROBLEMS]
+
+    def websocket_paths(self) -> list[str]:
+        return sorted({path for path, _ in self._ws})
+
+    def check_ws_message(self, path: str, direction: str, message: Any) -> list[str]:
+        """Violations of one message on a plain WebSocket endpoint (``direction``: "server_to_client"
+        or "client_to_server"); empty when it conforms."""
+        messages = self._ws.get((path, direction))
+        if messages is None:
+            return [f"{path} ({direction}) is not declared in {self.title} {self.version}"]
+        kind = message.get("type") if isinstance(message, dict) else None
+        validator = messages.get(kind) if isinstance(kind, str) else None
+        if validator is None:
+            return [f"{path}: message type {kind!r} is not declared for {direction}; declared: {', '.join(messages)}"]
+        name = f"{path} {kind}"
+        return [describe(name, e) for e in self._sorted_errors(validator, message)]
 
     def validate_event(self, event_type: str, payload: Any) -> None:
         problems = self.check_event(event_type, payload)

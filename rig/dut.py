@@ -33,7 +33,7 @@ from .bench_remote import bench_deploy_target, bench_session
 from .deploy import Deployer, DeployError, DeployResult, ServiceControl
 from .health import wait_healthy
 from .ssh import SshError, SshSession
-from .virtual_pi import SimError, SimSettings, VirtualPi
+from .virtual_pi import SimError, SimSettings, VirtualPi, resolve_form
 
 # What each kind of DUT offers. "fixture_library" means the rig seeded the music folder itself,
 # so tests may delete and move tracks and the rig can put them back; "journal" means the
@@ -275,6 +275,9 @@ def sim_settings(bench: BenchConfig) -> SimSettings:
         position_interval_ms=bench.sim.position_interval_ms,
         boot_timeout_s=bench.dut.boot_timeout_s,
         form=bench.sim.form,
+        heartbeat_s=bench.sim.heartbeat_s,
+        upload_timeout_s=bench.sim.upload_timeout_s,
+        disk_mb=bench.sim.disk_mb if resolve_form(bench.sim.form) == "netns" else 0,
     )
 
 
@@ -308,6 +311,7 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
     capabilities |= {"console"} if info.console else set()
     capabilities |= {"nfc_reader_pull"} if info.form == "netns" else set()
     capabilities |= {"audio_in", "audio_out", "audio_devices"} if info.pulse_server else set()
+    capabilities |= {"disk_quota"} if info.disk_mb else set()
     return Dut(
         "sim",
         info.url,

@@ -41,7 +41,7 @@ class Finding:
     message: str
 
 
-def _kind_of(violation: str) -> str:
+def kind_of(violation: str) -> str:
     # "state:player violates the contract at $.data: 'x' is required" -> "state:player violates ... at $.data"
     return violation.splitlines()[0].split(": ", 1)[0].rstrip(":")
 
@@ -304,7 +304,7 @@ class WebSocketTestClient:
 
     def findings(self) -> list[Finding]:
         """Every contract defect this client saw."""
-        found = [Finding(_kind_of(v), v) for v in self.violations]
+        found = [Finding(kind_of(v), v) for v in self.violations]
         if self.repeats:
             total = sum(self.repeats.values())
             worst = ", ".join(

@@ -36,7 +36,7 @@ from .observer import Finding, WebSocketTestClient
 from .summary import render_summary
 from .timeline import Measurement, Timeline, summarize
 
-OBSERVERS = pytest.StashKey[list[WebSocketTestClient]]()
+OBSERVERS = pytest.StashKey[list[WebSocketTestClient | AudioSocket]]()  # whose findings fail the test
 TIMELINE = pytest.StashKey[Timeline]()
 AUDIO = pytest.StashKey[AudioPort]()
 
@@ -356,10 +356,14 @@ def audio(request: pytest.FixtureRequest, dut: Dut, timeline: Timeline) -> Audio
 
 
 @pytest_asyncio.fixture
-async def audio_socket(dut: Dut, timeline: Timeline) -> AsyncIterator[AudioSocket]:
-    """A front end's ``/ws/audio`` connection (the seed's flow), stamped on this test's timeline."""
-    client = AudioSocket(dut.url, timeline, timeout=dut.bench.timeouts.event_s)
+async def audio_socket(
+    request: pytest.FixtureRequest, dut: Dut, timeline: Timeline, contract_validator: ContractValidator
+) -> AsyncIterator[AudioSocket]:
+    """A front end's ``/ws/audio`` connection (the seed's flow), stamped on this test's timeline;
+    what the firmware sends on it is checked against the contract, and violations fail the test."""
+    client = AudioSocket(dut.url, timeline, timeout=dut.bench.timeouts.event_s, validator=contract_validator)
     await client.connect()
+    request.node.stash.setdefault(OBSERVERS, []).append(client)
     yield client
     await client.close()
 

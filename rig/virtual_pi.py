@@ -120,6 +120,7 @@ class SimInfo:
     nfc_port: int = 0
     console: str = ""  # the rig's end of the console's pty pair ("" when socat is missing)
     pulse_server: str = ""  # the virtual audio cables' PulseAudio server ("" when it is missing)
+    disk_mb: int = 0  # the size of the Pi's SD card (a tmpfs), 0 when it is the host's disk
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ class SimSettings:
     boot_timeout_s: float = 20.0
     form: str = "auto"
     disk_mb: int = 0  # namespace form: the Pi's home as a tmpfs of this size (a small SD card); 0: a host folder
+    heartbeat_s: float = 1.0  # MUSICBOX_HEARTBEAT_S
+    upload_timeout_s: float = 5.0  # MUSICBOX_UPLOAD_TIMEOUT_S
 
 
 def _alive(pid: int) -> bool:
@@ -248,6 +251,8 @@ class VirtualPi:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(mode=0o755, exist_ok=True)
         self.powered_off_file.unlink(missing_ok=True)
+        if self.settings.disk_mb:
+            self._insert_card()
         FixtureLibrary.load().seed(self.music_dir)
         host, port, hostname = "127.0.0.1", free_port(), ""
         command = [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf_file)]
@@ -260,6 +265,7 @@ class VirtualPi:
                 self.sshd.prepare()
         except (SshdError, AccountError, NamespaceError, subprocess.CalledProcessError) as exc:
             self._remove_namespace()
+            self._remove_card()
             raise SimError(f"cannot set up the virtual Pi ({form} form): {exc}") from None
         nfc_host, nfc_port = (
             (self.namespace.field_address(), NFC_FIELD_PORT) if form == "netns" else ("127.0.0.1", free_port())
@@ -271,6 +277,7 @@ class VirtualPi:
         except SimError:
             self._stop_devices()
             self._remove_namespace()
+            self._remove_card()
             raise
         self._write_config(port, f"udp:{nfc_host}:{nfc_port}", console_pi, audio)
         self.console_line("virtual Pi: power on")
@@ -293,6 +300,7 @@ class VirtualPi:
             self._stop_pid(process.pid)
             self._stop_devices()
             self._remove_namespace()
+            self._remove_card()
             raise
         info = SimInfo(
             url=url,
@@ -310,6 +318,7 @@ class VirtualPi:
             nfc_port=nfc_port,
             console=str(self.console_links[1]) if console_pi else "",
             pulse_server=self.pulse_server if audio else "",
+            disk_mb=self.settings.disk_mb,
             **self._ssh_facts(),
         )
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
@@ -340,15 +349,31 @@ class VirtualPi:
             for name in (*dirs, *files):
                 os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
 
-    def _namespace_boot(self, hostname: str, supervisord: list[str]) -> list[str]:
-        if self.settings.disk_mb:
-            size = f"size={int(self.settings.disk_mb)}m"
-            home_mount = (
-                f"mount -t tmpfs -o mode=0755,{size} pi-sd-card {PI_HOME}\n"
-                f"cp -a {shlex.quote(str(self.pi_dir))}/. {PI_HOME}/"
+    def _insert_card(self) -> None:
+        """The Pi's disk as a tmpfs of ``disk_mb`` mounted on the host at ``pi/``: the Pi sees it as
+        its home and the rig sees the same files (the fixture library, its reseeding), while
+        writes past the size fail with ENOSPC as on a full SD card."""
+        self._remove_card()  # one left by a killed run
+        self.pi_dir.mkdir(parents=True, exist_ok=True)
+        size = f"size={int(self.settings.disk_mb)}m"
+        try:
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"mode=0755,{size}", "rig-pi-sd-card", str(self.pi_dir)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=10,
             )
-        else:
-            home_mount = f"mount --bind {shlex.quote(str(self.pi_dir))} {PI_HOME}"
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", "") or exc
+            raise SimError(f"cannot mount the Pi's {self.settings.disk_mb} MB SD card: {detail}") from None
+
+    def _remove_card(self) -> None:
+        if os.path.ismount(self.pi_dir):
+            subprocess.run(["umount", "--lazy", str(self.pi_dir)], check=False, capture_output=True, timeout=10)
+
+    def _namespace_boot(self, hostname: str, supervisord: list[str]) -> list[str]:
+        home_mount = f"mount --bind {shlex.quote(str(self.pi_dir))} {PI_HOME}"
         script = self.state_dir / "boot.sh"
         script.write_text(
             BOOT_SCRIPT.format(
@@ -374,6 +399,7 @@ class VirtualPi:
         if info is None:
             self._stop_devices()
             self._remove_namespace()
+            self._remove_card()
             return None
         sessions = descendants(info.supervisor_pid)  # SSH sessions outlive their sshd unless stopped
         self._stop_pid(info.supervisor_pid)
@@ -381,6 +407,7 @@ class VirtualPi:
         self._stop_devices()
         if info.namespace:
             self.namespace.delete()
+        self._remove_card()
         self.state_file.unlink(missing_ok=True)
         self.socket_path.unlink(missing_ok=True)
         self.gpio_socket.unlink(missing_ok=True)
@@ -454,6 +481,8 @@ class VirtualPi:
             "MUSICBOX_MUSIC_DIR": self.on_pi(self.music_dir),
             "MUSICBOX_FAULTS": ",".join(self.settings.faults),
             "MUSICBOX_POSITION_INTERVAL_MS": str(self.settings.position_interval_ms),
+            "MUSICBOX_HEARTBEAT_S": str(self.settings.heartbeat_s),
+            "MUSICBOX_UPLOAD_TIMEOUT_S": str(self.settings.upload_timeout_s),
             "GPIOZERO_PIN_FACTORY": "rigmock",
             "RIG_MOCK_PINS_SOCKET": str(self.gpio_socket),
             "PYTHONUNBUFFERED": "1",

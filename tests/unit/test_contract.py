@@ -121,3 +121,60 @@ def test_project_contract_is_compatible_with_openmusicbox_v3_1_0(validator: Cont
     sample = envelope("state:player", player(active_track_number=2, volume=40, duration_ms=3000))
     assert validator.check_event("state:player", sample) == []
     assert upstream.check_event("state:player", sample) == []
+
+
+def test_system_events_are_declared_and_checked(validator: ContractValidator) -> None:
+    disk = {"path": "/m", "total_bytes": 10, "free_bytes": 1, "low_threshold_bytes": 2, "low": True}
+    services = {"nfc": "down", "audio_in": "up", "audio_out": "disabled", "gpio": "up"}
+    health = {
+        "status": "degraded",
+        "cpu_temp_c": None,
+        "load": {"1m": 0.1, "5m": 0.2, "15m": 0.3},
+        "memory": {"total_bytes": 100, "available_bytes": 50},
+        "disk": disk,
+        "uptime_s": 12.5,
+        "services": services,
+        "interval_s": 1.0,
+        "timestamp": 1.0,
+    }
+    assert validator.check_event("system:health", health) == []
+    assert validator.check_event("system:storage_low", {**disk, "timestamp": 2.0}) == []
+    service = {"service": "nfc", "state": "down", "previous": "up", "timestamp": 1.0}
+    assert validator.check_event("system:service", service) == []
+    problems = validator.check_event("system:service", {**service, "state": "gone"})
+    assert "system:service violates the contract at $.state" in problems[0]
+    problems = validator.check_event("system:health", {**health, "services": {**services, "nfc": True}})
+    assert "$.services.nfc" in problems[0]
+    restarting = {"reason": "update", "delay_ms": 300, "timestamp": 1.0}
+    assert validator.check_event("system:restarting", restarting) == []
+    error = {"where": "socket.io x", "error_type": "RuntimeError", "message": "boom", "timestamp": 1.0}
+    assert validator.check_event("system:error", error) == []
+    assert validator.events["join:system"].direction == "client_to_server"
+
+
+def test_upload_events_refuse_a_track_file_name_that_is_a_path(validator: ContractValidator) -> None:
+    track = {"id": "t", "number": 1, "title": "x", "filename": "x.wav", "duration_ms": 10}
+    complete = {"playlist_id": "p", "session_id": "s", "filename": "x.wav", "track": track}
+    assert validator.check_event("upload:complete", complete) == []
+    escaped = {**complete, "track": {**track, "filename": "../../etc/passwd.mp3"}}
+    assert "$.track.filename" in validator.check_event("upload:complete", escaped)[0]
+    expired = {"playlist_id": "p", "session_id": "s", "error": "no chunk for 5 s", "code": "expired"}
+    assert validator.check_event("upload:error", expired) == []
+    progress = {"playlist_id": "p", "session_id": "s", "progress": 101, "chunk_index": 0}
+    assert "$.progress" in validator.check_event("upload:progress", progress)[0]
+
+
+def test_audio_websocket_messages_are_checked(validator: ContractValidator) -> None:
+    assert validator.websocket_paths() == ["/ws/audio"]
+    ack = {"type": "session_ack", "session_id": "s", "source": "client", "sample_rate": 16000, "max_chunk_bytes": 9}
+    assert validator.check_ws_message("/ws/audio", "server_to_client", ack) == []
+    problems = validator.check_ws_message("/ws/audio", "server_to_client", {**ack, "sample_rate": "16k"})
+    assert problems[0].startswith("/ws/audio session_ack violates the contract at $.sample_rate")
+    assert '+ got:      "16k"' in problems[0]
+    unknown = validator.check_ws_message("/ws/audio", "server_to_client", {"type": "surprise"})
+    assert "message type 'surprise' is not declared for server_to_client" in unknown[0]
+    error = {"type": "error", "code": "no_session", "error": "send a 'session' message first"}
+    assert validator.check_ws_message("/ws/audio", "server_to_client", error) == []
+    chunk = {"type": "audio_chunk", "data": "AAA="}
+    assert validator.check_ws_message("/ws/audio", "client_to_server", chunk) == []
+    assert "is not declared" in validator.check_ws_message("/ws/chat", "server_to_client", ack)[0]
