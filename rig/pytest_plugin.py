@@ -383,8 +383,8 @@ def _findings(item: pytest.Item) -> list[Finding]:
     for entry in line.entries if line is not None else []:
         status = entry.detail.get("status")
         # 503 is the honest answer when a device the request needs is missing (the NFC reader
-        # unplugged); every other 5xx means the firmware failed.
-        if entry.kind == "http" and isinstance(status, int) and status >= 500 and status != 503:
+        # unplugged), 507 when the disk is full; every other 5xx means the firmware failed.
+        if entry.kind == "http" and isinstance(status, int) and status >= 500 and status not in (503, 507):
             found.append(Finding("HTTP 5xx (a firmware defect)", f"{entry.name} answered HTTP {status}"))
     return found
 

@@ -3,12 +3,15 @@ against a virtual Pi, a bench Pi, or ``--attach URL``."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+import soundfile
 
 from rig.dut import Dut
 
@@ -76,3 +79,13 @@ def restore_library(dut: Dut) -> Iterator[None]:
     """For tests that delete or move fixture tracks: the rig puts the fixture library back afterwards."""
     yield
     dut.reseed_library()
+
+
+def wav_bytes(seconds: float, frequency: float, *, rate: int = 16000, channels: int = 1, fmt: str = "WAV") -> bytes:
+    """A tone as an audio file's bytes (``fmt``: WAV, FLAC or OGG), for the upload tests."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+    buffer = io.BytesIO()
+    subtype = "VORBIS" if fmt == "OGG" else "PCM_16"
+    soundfile.write(buffer, np.repeat(tone[:, None], channels, axis=1), rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
