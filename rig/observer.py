@@ -5,7 +5,9 @@ What it adds for HIL work on firmware that breaks its own contract:
 - an event whose ``event_id`` was already seen is dropped and its repeat counted;
 - a state event whose ``server_seq`` is not above the last one is recorded with both values;
 - every event is stamped on the test's timeline;
-- a wait that times out says what arrived instead.
+- a wait that times out says what arrived instead;
+- after the firmware restarted, ``reconnect`` connects again, rejoins its rooms and resyncs
+  from the last ``server_seq`` it saw.
 
 Each ``wait_for_event`` returns an event that no earlier wait returned, so a test can wait for
 the same event type twice; ``join_room`` consumes the snapshot the join produced.
@@ -106,9 +108,14 @@ class WebSocketTestClient:
         self._arrived = asyncio.Condition()
         self._index = itertools.count()
         self.sid: str | None = None
-        self._sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
-        self._sio.on("*", self._on_any)
-        self._sio.on("disconnect", self._on_disconnect)
+        self.joined: list[tuple[str, str | None]] = []  # (room, playlist_id), in join order
+        self._sio = self._new_client()
+
+    def _new_client(self) -> socketio.AsyncClient:
+        client = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        client.on("*", self._on_any)
+        client.on("disconnect", self._on_disconnect)
+        return client
 
     # -- connection ------------------------------------------------------------------------
     @property
@@ -138,6 +145,46 @@ class WebSocketTestClient:
 
     async def _on_disconnect(self, reason: Any = None) -> None:
         self.timeline.record("event", self.name, "disconnect", note=str(reason))
+
+    async def wait_disconnected(self, timeout: float | None = None) -> None:
+        """Until the firmware drops this connection (a restart, a power cut)."""
+        limit = self.default_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while self._sio.connected:
+            if time.monotonic() > deadline:
+                tail = self.timeline.describe_tail()
+                raise EventTimeout(f"{self.name}: still connected {limit:g}s later. Arrived meanwhile:\n{tail}")
+            await asyncio.sleep(0.02)
+
+    async def reconnect(self, timeout: float) -> CapturedEvent:
+        """Connect again, retrying until ``timeout`` while the firmware comes back; rejoin every
+        room this client had joined; then ``sync:request`` from the last seqs seen. Returns the
+        ``sync:complete``. Events seen before stay captured, so a test can compare both sides."""
+        last_global = max((int(e.server_seq) for e in self.state_events() if e.server_seq is not None), default=0)
+        last_playlist: dict[str, int] = {}
+        for event in self.state_events():
+            playlist_id, playlist_seq = event.data.get("playlist_id"), event.data.get("playlist_seq")
+            if isinstance(playlist_id, str) and isinstance(playlist_seq, int):
+                last_playlist[playlist_id] = max(playlist_seq, last_playlist.get(playlist_id, 0))
+        await self._sio.shutdown()
+        deadline = time.monotonic() + timeout
+        while True:
+            self._sio = self._new_client()
+            try:
+                await self.connect(timeout=max(0.5, min(5.0, deadline - time.monotonic())))
+                break
+            except (ConnectionError, EventTimeout) as exc:
+                if time.monotonic() > deadline:
+                    raise ConnectionError(f"{self.name}: no reconnection within {timeout:g}s: {exc}") from None
+                await asyncio.sleep(0.2)
+        rooms, self.joined = self.joined, []
+        for room, playlist_id in rooms:
+            await self.join_room(room, playlist_id)
+        mark = self._next_index_mark()
+        synced = [f"playlist:{p}" if room == "playlist" else room for room, p in rooms if room != "system"]
+        request = {"last_global_seq": last_global, "last_playlist_seqs": last_playlist, "requested_rooms": synced}
+        await self.emit("sync:request", request)
+        return await self.wait_for_event("sync:complete", predicate=lambda e: e.index >= mark)
 
     # -- arrival ---------------------------------------------------------------------------
     async def _on_any(self, event: str, data: Any = None) -> None:
@@ -197,13 +244,18 @@ class WebSocketTestClient:
         for event in self.captured_events:
             if event.index < ack.index:
                 event.consumed = True  # the snapshot the join produced is not a later change
+        if assoc_id is None and (room, playlist_id) not in self.joined:
+            self.joined.append((room, playlist_id))
         return ack
 
     async def leave_room(
         self, room: str, playlist_id: str | None = None, timeout: float | None = None
     ) -> CapturedEvent:
         payload = {"playlist_id": playlist_id} if playlist_id else {}
-        return await self._room_request(f"leave:{room}", payload, "ack:leave", timeout)
+        ack = await self._room_request(f"leave:{room}", payload, "ack:leave", timeout)
+        if (room, playlist_id) in self.joined:
+            self.joined.remove((room, playlist_id))
+        return ack
 
     async def _room_request(
         self, event: str, payload: dict[str, Any], reply: str, timeout: float | None
