@@ -135,6 +135,7 @@ def test_system_events_are_declared_and_checked(validator: ContractValidator) ->
         "uptime_s": 12.5,
         "services": services,
         "interval_s": 1.0,
+        "started_at": 1.0,
         "timestamp": 1.0,
     }
     assert validator.check_event("system:health", health) == []
