@@ -368,6 +368,14 @@ class VirtualPi:
             detail = getattr(exc, "stderr", "") or exc
             raise SimError(f"cannot mount the Pi's {self.settings.disk_mb} MB SD card: {detail}") from None
 
+    def _keep_card_data(self) -> None:
+        """Before the card goes: its data folder (database, music) to ``pi-data/`` for the
+        artifacts; releases and environments are rebuilt by the next deploy anyway."""
+        if os.path.ismount(self.pi_dir) and self.data_dir.is_dir():
+            keep = self.state_dir / "pi-data"
+            shutil.rmtree(keep, ignore_errors=True)
+            shutil.copytree(self.data_dir, keep, symlinks=True, ignore=shutil.ignore_patterns("uploads"))
+
     def _remove_card(self) -> None:
         if os.path.ismount(self.pi_dir):
             subprocess.run(["umount", "--lazy", str(self.pi_dir)], check=False, capture_output=True, timeout=10)
@@ -407,6 +415,7 @@ class VirtualPi:
         self._stop_devices()
         if info.namespace:
             self.namespace.delete()
+        self._keep_card_data()
         self._remove_card()
         self.state_file.unlink(missing_ok=True)
         self.socket_path.unlink(missing_ok=True)
