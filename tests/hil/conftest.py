@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import soundfile
 
+from device_drivers.audio.analysis import sine
 from rig.dut import Dut
+from rig.fixture_audio import FORMATS
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,13 @@ def restore_library(dut: Dut) -> Iterator[None]:
     dut.reseed_library()
 
 
-def wav_bytes(seconds: float, frequency: float, *, rate: int = 16000, channels: int = 1, fmt: str = "WAV") -> bytes:
-    """A tone as an audio file's bytes (``fmt``: WAV, FLAC or OGG), for the upload tests."""
-    t = np.arange(int(seconds * rate)) / rate
-    tone = (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+def tone_bytes(
+    seconds: float, frequency: float, *, rate: int = 16000, channels: int = 1, suffix: str = ".wav"
+) -> bytes:
+    """A tone as the bytes of an audio file in the format ``suffix`` names (the fixture library's
+    synthesis and formats), for the upload tests."""
+    container, subtype = FORMATS[suffix]
+    tone = sine(frequency, seconds, rate, level=0.3)
     buffer = io.BytesIO()
-    subtype = "VORBIS" if fmt == "OGG" else "PCM_16"
-    soundfile.write(buffer, np.repeat(tone[:, None], channels, axis=1), rate, format=fmt, subtype=subtype)
+    soundfile.write(buffer, np.repeat(tone[:, None], channels, axis=1), rate, format=container, subtype=subtype)
     return buffer.getvalue()

@@ -24,7 +24,7 @@ from rig.observer import WebSocketTestClient
 from rig.timeline import Timeline
 from rig.uploads import UploadClient, UploadRejected
 
-from .conftest import wav_bytes
+from .conftest import tone_bytes
 
 
 @pytest_asyncio.fixture
@@ -34,7 +34,7 @@ async def probe_target(
     """A playlist with one uploaded track for the probes to aim at; the library snapshot is taken
     with it in place, and compared once the probe is done."""
     playlist = playlist_factory("Probe target")
-    track = await UploadClient(http_client, playlist["id"]).upload("target.wav", wav_bytes(1.0, 440.0))
+    track = await UploadClient(http_client, playlist["id"]).upload("target.wav", tone_bytes(1.0, 440.0))
     before = await take_snapshot(http_client, dut)
     started_at = (await http_client.get("/api/system/health")).json()["data"]["started_at"]
     yield {"playlist_id": playlist["id"], "track_id": track["id"]}
@@ -84,7 +84,7 @@ async def test_a_hostile_title_becomes_a_safe_file_name(
 ) -> None:
     playlist = playlist_factory("Hostile title")
     track = await UploadClient(http_client, playlist["id"]).upload(
-        "fine.wav", wav_bytes(0.5, 440.0), title="../../../etc/passwd\x00 ∕ ／"
+        "fine.wav", tone_bytes(0.5, 440.0), title="../../../etc/passwd\x00 ∕ ／"
     )
     assert track["title"] == "../../../etc/passwd\x00 ∕ ／", "the title is kept as text"
     assert track["filename"] == "etc-passwd.wav", "and the file name is made from its safe characters"

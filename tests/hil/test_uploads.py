@@ -20,7 +20,7 @@ from rig.observer import WebSocketTestClient
 from rig.timeline import Timeline
 from rig.uploads import UploadClient, UploadRejected, UploadSession, chunks_of
 
-from .conftest import wav_bytes
+from .conftest import tone_bytes
 
 SMALL_CHUNK = 16 * 1024  # the firmware's smallest chunk, so a short tone still takes several
 
@@ -63,7 +63,7 @@ async def test_progress_is_monotonic_to_100_and_the_track_joins_the_playlist(
     dut: Dut, http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient, playlist_factory: Any
 ) -> None:
     playlist_id = await playlist_with_observer(playlist_factory, websocket_client, "Uploads")
-    data = wav_bytes(2.0, 523.25)
+    data = tone_bytes(2.0, 523.25)
     client = UploadClient(http_client, playlist_id)
 
     track = await client.upload("tone.wav", data, chunk_size=SMALL_CHUNK, title="Uploaded C5")
@@ -91,7 +91,7 @@ async def test_chunks_out_of_order_and_repeated_make_the_same_file(
     dut: Dut, http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient, playlist_factory: Any
 ) -> None:
     playlist_id = await playlist_with_observer(playlist_factory, websocket_client, "Shuffled chunks")
-    data = wav_bytes(3.0, 659.25)  # 96 kB: six chunks
+    data = tone_bytes(3.0, 659.25)  # 96 kB: six chunks
     order = [4, 2, 2, 0, 5, 1, 3, 0, 4]
     assert sorted(set(order)) == list(range(len(chunks_of(data, SMALL_CHUNK))))
     repeats: list[bool] = []
@@ -118,7 +118,7 @@ async def test_a_50_mb_upload_streams_with_progress(
     timeline: Timeline,
 ) -> None:
     playlist_id = await playlist_with_observer(playlist_factory, websocket_client, "Big upload")
-    data = wav_bytes(50e6 / (44100 * 4), 440.0, rate=44100, channels=2)  # 16-bit stereo: 50 MB
+    data = tone_bytes(50e6 / (44100 * 4), 440.0, rate=44100, channels=2)  # 16-bit stereo: 50 MB
     assert len(data) >= 50_000_000
     client = UploadClient(http_client, playlist_id)
     seen_at: list[float] = []
@@ -142,7 +142,7 @@ async def test_two_uploads_run_in_parallel(
     http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient, playlist_factory: Any
 ) -> None:
     playlist_id = await playlist_with_observer(playlist_factory, websocket_client, "Parallel uploads")
-    first, second = wav_bytes(30.0, 440.0, rate=44100), wav_bytes(30.0, 880.0, rate=44100)  # 2.6 MB each
+    first, second = tone_bytes(30.0, 440.0, rate=44100), tone_bytes(30.0, 880.0, rate=44100)  # 2.6 MB each
     client = UploadClient(http_client, playlist_id)
 
     tracks = await asyncio.gather(
@@ -169,7 +169,7 @@ async def test_a_vanished_client_leaves_a_session_that_expires(
     dut: Dut, http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient, playlist_factory: Any
 ) -> None:
     playlist_id = await playlist_with_observer(playlist_factory, websocket_client, "Vanished client")
-    data = wav_bytes(2.0, 440.0)
+    data = tone_bytes(2.0, 440.0)
     client = UploadClient(http_client, playlist_id)
     session = await client.create("half.wav", len(data), chunk_size=SMALL_CHUNK)
     pieces = chunks_of(data, SMALL_CHUNK)
@@ -238,14 +238,14 @@ async def _oversized_chunk(client: UploadClient, _: WebSocketTestClient) -> Uplo
 
 
 async def _finalize_with_missing_chunks(client: UploadClient, _: WebSocketTestClient) -> UploadRejected:
-    data = wav_bytes(1.0, 440.0)
+    data = tone_bytes(1.0, 440.0)
     session = await client.create("a.wav", len(data), chunk_size=SMALL_CHUNK)
     await client.put_chunk(session, 0, chunks_of(data, SMALL_CHUNK)[0])
     return await refused(client.finalize(session))
 
 
 async def _finalize_in_the_wrong_playlist(client: UploadClient, _: WebSocketTestClient) -> UploadRejected:
-    data = wav_bytes(0.5, 440.0)
+    data = tone_bytes(0.5, 440.0)
     session = await client.create("a.wav", len(data), chunk_size=SMALL_CHUNK)
     elsewhere = UploadSession("no-such-playlist", session.session_id, len(data), SMALL_CHUNK, 1, None)
     return await refused(client.finalize(elsewhere))
@@ -271,14 +271,14 @@ async def _not_audio(client: UploadClient, observer: WebSocketTestClient) -> Upl
 
 
 async def _flac_named_wav(client: UploadClient, observer: WebSocketTestClient) -> UploadRejected:
-    session = await _send_all(client, "liar.wav", wav_bytes(1.0, 440.0, fmt="FLAC"))
+    session = await _send_all(client, "liar.wav", tone_bytes(1.0, 440.0, suffix=".flac"))
     rejection = await refused(client.finalize(session))
     await _failed_with(observer, session, "not_audio")
     return rejection
 
 
 async def _wrong_sha256(client: UploadClient, observer: WebSocketTestClient) -> UploadRejected:
-    data = wav_bytes(1.0, 440.0)
+    data = tone_bytes(1.0, 440.0)
     session = await _send_all(client, "a.wav", data, file_hash=hashlib.sha256(b"another file").hexdigest())
     rejection = await refused(client.finalize(session))
     await _failed_with(observer, session, "hash_mismatch")

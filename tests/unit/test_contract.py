@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from rig import paths
 from rig.contract import ContractError, ContractValidator, ContractViolation
+from rig.pytest_plugin import in_ci
 
 UPSTREAM = paths.PROJECT_ROOT.parent / "shared" / "contracts" / "openmusicbox" / "socketio_contracts.json"
 
@@ -103,7 +103,7 @@ def test_bad_contract_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(
-    not UPSTREAM.is_file() and os.environ.get("CI", "").lower() != "true",
+    not UPSTREAM.is_file() and not in_ci(),
     reason=f"openmusicbox contract not beside the checkout ({UPSTREAM}); CI always has it",
 )
 def test_project_contract_is_compatible_with_openmusicbox_v3_1_0(validator: ContractValidator) -> None:

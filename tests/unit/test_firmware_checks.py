@@ -3,14 +3,13 @@ system figures read from /sys and /proc (given fake trees)."""
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile
 
+from device_drivers.audio.analysis import sine
 from rig import paths
 
 sys.path.insert(0, str(paths.FIRMWARE_DIR))
@@ -55,10 +54,7 @@ def test_hostile_names_are_refused_with_the_reason(name: object, reason: str) ->
 
 
 def _audio(path: Path, fmt: str) -> Path:
-    tone = np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000).astype(np.float32) * 0.3
-    buffer = io.BytesIO()
-    soundfile.write(buffer, tone, 8000, format=fmt)
-    path.write_bytes(buffer.getvalue())
+    soundfile.write(path, sine(440.0, 1.0, 8000), 8000, format=fmt)
     return path
 
 
