@@ -85,6 +85,9 @@ class GpioConfig:
     backend: str = "none"
     pigpio_host: str | None = None
     wiring: Wiring = field(default_factory=Wiring)
+    # Two lines of the wiring map joined by a jumper on the bench (an "out" and an "in"): the bench
+    # check drives one and reads the other back, which proves the rig's GPIO path without the DUT.
+    loopback: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class AudioConfig:
     output: str | None = None
     input: str | None = None
     sample_rate: int = 48000
+    loopback: str | None = None  # an input wired straight to ``output``: the bench check's tone is heard there
 
 
 @dataclass(frozen=True)
@@ -365,6 +369,7 @@ def _load_audio(file: Path, data: Any, kind: str) -> AudioConfig:
         output=table.string("output"),
         input=table.string("input"),
         sample_rate=table.integer("sample_rate", 48000, lo=8000, hi=192000),
+        loopback=table.string("loopback"),
     )
     table.finish()
     if backend == "device" and not (config.output and config.input):
@@ -407,6 +412,7 @@ def _load_gpio(file: Path, data: Any, kind: str) -> GpioConfig:
         raise BenchFileError(f'{file}: [gpio] pigpio_host: required for backend = "pigpio"')
     lines_data = table.table("lines")
     encoders_data = table.table("encoders")
+    loopback = table.strings("loopback") or None
     table.finish()
     wiring = Wiring()
     if lines_data is not None:
@@ -435,7 +441,24 @@ def _load_gpio(file: Path, data: Any, kind: str) -> GpioConfig:
                 )
             encoders[name] = (pair[0], pair[1])
         wiring = Wiring(lines=wiring.lines, encoders=encoders)
-    return GpioConfig(backend=backend, pigpio_host=pigpio_host, wiring=wiring)
+    if loopback is not None:
+        ends = [wiring.lines.get(name) for name in loopback]
+        if (
+            len(loopback) != 2
+            or ends[0] is None
+            or ends[1] is None
+            or (ends[0].direction, ends[1].direction) != ("out", "in")
+        ):
+            raise BenchFileError(
+                f'{file}: [gpio] loopback: expected ["out line", "in line"] naming a jumpered pair of [gpio.lines], '
+                f"got {list(loopback)!r}"
+            )
+    return GpioConfig(
+        backend=backend,
+        pigpio_host=pigpio_host,
+        wiring=wiring,
+        loopback=(loopback[0], loopback[1]) if loopback else None,
+    )
 
 
 def _load_ssh(file: Path, data: Any) -> SshConfig:

@@ -22,10 +22,11 @@ from device_drivers.audio import AudioError, analysis, write_wav
 
 from . import __version__, cli_stimulus, paths
 from .bench import BenchConfig, BenchFileError, load_bench
+from .bench_check import run_check
 from .bench_remote import bench_deploy_target, bench_session
 from .contract import ContractError, ContractValidator
 from .deploy import FOLLOW_READY, Deployer, DeployError, DeployTarget
-from .dut import BenchError, sim_settings
+from .dut import BenchError, Dut, bench_capabilities, running_sim, sim_settings
 from .enroll import enroll
 from .netns import NamespaceError
 from .observer import CapturedEvent, WebSocketTestClient
@@ -424,6 +425,31 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """The bench check, part by part, as a table; exit 1 when a part failed (a bench error)."""
+    bench = _load(args.bench) if args.bench else _load(str(paths.SIM_BENCH))
+    try:
+        if bench.is_sim:
+            device = running_sim(Path(args.state_dir), bench)
+        else:
+            assert bench.dut.url is not None  # load_bench guarantees it for kind = "pi"
+            device = Dut("bench", bench.dut.url, bench, bench_capabilities(bench))
+    except BenchError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    if not args.json:
+        print(f"checking bench {bench.name!r} ({device.mode}) at {device.url} ...", file=sys.stderr)
+    try:
+        report = run_check(device)
+    finally:
+        device.stop()
+    if args.json:
+        print(json.dumps({"bench": bench.name, "url": device.url, **report.as_dict()}))
+    else:
+        for line in report.table():
+            print(line)
+    return EXIT_OK if report.ok else EXIT_FAIL
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rig", description="Hardware-in-the-loop rig for Raspberry Pi firmware.")
     parser.add_argument("--version", action="version", version=f"rig {__version__}")
@@ -463,6 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--state-dir", default=default_state, help=f"the virtual Pi's folder (default {default_state})"
         )
+
+    check = commands.add_parser("check", help="check the bench part by part (SSH, firmware, Socket.IO, GPIO, ...)")
+    check.add_argument("--bench", metavar="FILE", help="a bench file (default: the running virtual Pi)")
+    check.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    check.add_argument("--state-dir", default=default_state, help=argparse.SUPPRESS)
+    check.set_defaults(func=cmd_check)
 
     enrol = commands.add_parser("enroll", help="first contact: show the bench's SSH host key and pin it")
     enrol.add_argument("--bench", required=True, metavar="FILE", help="bench file with an [ssh] section")

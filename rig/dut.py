@@ -33,7 +33,7 @@ from .bench_remote import bench_deploy_target, bench_session
 from .deploy import Deployer, DeployError, DeployResult, ServiceControl
 from .health import wait_healthy
 from .ssh import SshError, SshSession
-from .virtual_pi import SimError, SimSettings, VirtualPi, resolve_form
+from .virtual_pi import SimError, SimInfo, SimSettings, VirtualPi, resolve_form
 
 # What each kind of DUT offers. "fixture_library" means the rig seeded the music folder itself,
 # so tests may delete and move tracks and the rig can put them back; "journal" means the
@@ -71,6 +71,7 @@ class Dut:
     ssh: SshSession | None = None
     deployed: DeployResult | None = None
     service: ServiceControl | None = None  # how the firmware's journal is read over ``ssh``
+    borrowed: bool = False  # a virtual Pi someone else started: left running at the end
     _nfc: NfcBackend | None = None
     _console: SerialConsole | None = None
     _relay: RelaySwitch | None = None
@@ -238,7 +239,7 @@ class Dut:
                 resource.close()
         if self.ssh is not None:
             self.ssh.close()
-        if self.virtual_pi is not None:
+        if self.virtual_pi is not None and not self.borrowed:
             self.virtual_pi.down()
 
 
@@ -307,16 +308,11 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
             ssh.close()
         virtual_pi.down()
         raise BenchError(f"virtual Pi did not come up: {exc}") from exc
-    capabilities = SIM_CAPABILITIES | ({"journal"} if ssh is not None else set())
-    capabilities |= {"console"} if info.console else set()
-    capabilities |= {"nfc_reader_pull"} if info.form == "netns" else set()
-    capabilities |= {"audio_in", "audio_out", "audio_devices"} if info.pulse_server else set()
-    capabilities |= {"disk_quota"} if info.disk_mb else set()
     return Dut(
         "sim",
         info.url,
         bench,
-        capabilities,
+        _sim_capabilities(info, ssh is not None),
         virtual_pi=virtual_pi,
         firmware_version=str(health.get("version", "unknown")),
         boot_s=info.boot_s,
@@ -324,6 +320,63 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
         deployed=deployed,
         service=service,
     )
+
+
+def _sim_capabilities(info: SimInfo, ssh: bool) -> frozenset[str]:
+    capabilities = set(SIM_CAPABILITIES) | ({"journal"} if ssh else set())
+    capabilities |= {"console"} if info.console else set()
+    capabilities |= {"nfc_reader_pull"} if info.form == "netns" else set()
+    capabilities |= {"audio_in", "audio_out", "audio_devices"} if info.pulse_server else set()
+    capabilities |= {"disk_quota"} if info.disk_mb else set()
+    return frozenset(capabilities)
+
+
+def running_sim(state_dir: Path, bench: BenchConfig) -> Dut:
+    """The virtual Pi that ``rig sim up`` left running, as a DUT, without touching it yet
+    (``rig check`` reports each part itself); it is left running at the end."""
+    virtual_pi = VirtualPi(state_dir)
+    info = virtual_pi.info()
+    if info is None:
+        raise BenchError(f"no virtual Pi runs in {state_dir}; start one with 'rig sim up' and 'rig deploy'")
+    virtual_pi = VirtualPi(state_dir, SimSettings(form=info.form))  # its paths depend on the form it runs in
+    capabilities = _sim_capabilities(info, info.form != "local")
+    return Dut("sim", info.url, bench, capabilities, virtual_pi=virtual_pi, borrowed=True)
+
+
+def attach_sim(state_dir: Path, bench: BenchConfig) -> Dut:
+    """A running virtual Pi with all its parts (``--sim-running``): a suite run that should not boot its own."""
+    device = running_sim(state_dir, bench)
+    device.firmware_version = str(_health(device.url, bench.timeouts.http_s).get("version", "unknown"))
+    assert device.virtual_pi is not None
+    if device.virtual_pi.form != "local":
+        ssh = SshSession(device.virtual_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=5.0)
+        device.ssh, device.service = _soft_connect(ssh), device.virtual_pi.deploy_target().service
+    return device
+
+
+def _soft_connect(ssh: SshSession) -> SshSession | None:
+    """The session, or None when SSH fails: then the bench check's ssh part fails with the reason
+    and skips only the tests that need SSH, while the rest still run over HTTP."""
+    try:
+        ssh.connect()
+    except SshError as exc:
+        log.warning("SSH to %s failed: %s", ssh.where, exc)
+        return None
+    return ssh
+
+
+def bench_capabilities(bench: BenchConfig) -> frozenset[str]:
+    """What a Pi bench file wires up (a running check then says whether each part works)."""
+    present = {
+        "gpio": bench.gpio.backend != "none",
+        "nfc": bench.nfc.backend != "none",
+        "console": bench.serial.port is not None,
+        "power": bench.power.backend == "relay",
+        "audio_in": bench.audio.backend == "device",
+        "audio_out": bench.audio.backend == "device",
+        "journal": bench.ssh is not None,
+    }
+    return REMOTE_CAPABILITIES | {name for name, there in present.items() if there}
 
 
 def attach(url: str, bench: BenchConfig, mode: str = "attach") -> Dut:
@@ -337,23 +390,9 @@ def attach_bench(bench: BenchConfig) -> Dut:
     run, which follows the unit's journal (``journalctl -f -o json``) onto each test's timeline."""
     assert bench.dut.url is not None  # load_bench guarantees it for kind = "pi"
     device = attach(bench.dut.url, bench, mode="bench")
-    for capability, present in (
-        ("gpio", bench.gpio.backend != "none"),
-        ("nfc", bench.nfc.backend != "none"),
-        ("console", bench.serial.port is not None),
-        ("power", bench.power.backend == "relay"),
-        ("audio_in", bench.audio.backend == "device"),
-        ("audio_out", bench.audio.backend == "device"),
-    ):
-        if present:
-            device.capabilities = device.capabilities | {capability}
+    device.capabilities = bench_capabilities(bench) - {"journal"}
     if bench.ssh is None:
         return device
-    ssh = bench_session(bench)
-    try:
-        ssh.connect()
-    except SshError as exc:
-        raise BenchError(f"SSH to the bench Pi failed: {exc}") from None
-    device.ssh, device.service = ssh, bench_deploy_target(bench).service
+    device.ssh, device.service = _soft_connect(bench_session(bench)), bench_deploy_target(bench).service
     device.capabilities = device.capabilities | {"journal"}
     return device

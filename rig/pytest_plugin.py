@@ -6,6 +6,7 @@ starts until a test asks for ``dut``: unit tests never boot a virtual Pi.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from _pytest import junitxml  # its LogXML takes suite properties known only at the end
 
 from device_drivers.audio import AudioPort
 from device_drivers.gpio import Gpio
@@ -28,12 +30,14 @@ from device_drivers.serial import SerialConsole
 from . import __version__, paths, spectrogram
 from .audio_socket import AudioSocket
 from .bench import BenchConfig, BenchFileError, load_bench
+from .bench_check import CheckReport, run_check
 from .contract import ContractError, ContractValidator
-from .dut import BenchError, Dut, attach, attach_bench, start_sim
+from .dut import BenchError, Dut, attach, attach_bench, attach_sim, start_sim
 from .http import timeline_client
 from .journal import JournalFollower, parse_line
+from .manifest import build_manifest
 from .observer import Finding, WebSocketTestClient
-from .summary import render_summary
+from .summary import count_outcomes, render_summary
 from .timeline import Measurement, Timeline, summarize
 
 OBSERVERS = pytest.StashKey[list[WebSocketTestClient | AudioSocket]]()  # whose findings fail the test
@@ -55,6 +59,7 @@ class RigSession:
     bench: BenchConfig | None = None
     validator: ContractValidator | None = None
     bench_error: str | None = None
+    check: CheckReport | None = None  # the bench check at the session's start
     measurements: list[tuple[str, Measurement]] = field(default_factory=list)
     findings: dict[str, list[Finding]] = field(default_factory=dict)
     live_timeline: Timeline | None = None  # the running test's, for lines that arrive on other threads
@@ -84,6 +89,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--attach", dest="rig_attach", metavar="URL", help="test a firmware that already runs at URL")
     group.addoption("--contract", dest="rig_contract", metavar="PATH", help="Socket.IO contract file to validate with")
     group.addoption("--artifacts", dest="rig_artifacts", metavar="DIR", help="where timelines and logs are kept")
+    group.addoption(
+        "--sim-running",
+        dest="rig_sim_running",
+        metavar="DIR",
+        nargs="?",
+        const=str(paths.state_home() / "sim"),
+        help="test the virtual Pi that 'rig sim up' left running (its state folder; default the CLI's)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -120,24 +133,25 @@ def dut(pytestconfig: pytest.Config, bench: BenchConfig, record_testsuite_proper
     """The device under test, booted or reached once per session."""
     rig = _session(pytestconfig)
     attach_url = pytestconfig.getoption("rig_attach")
+    running = pytestconfig.getoption("rig_sim_running")
     try:
         if attach_url:
             device = attach(attach_url, bench)
+        elif running:
+            device = attach_sim(Path(running), bench)
         elif bench.is_sim:
             device = start_sim(bench, rig.artifacts / "virtual-pi")
         else:
             device = attach_bench(bench)
     except BenchError as exc:
-        rig.bench_error = str(exc)
-        if in_ci() and not attach_url:
-            pytest.fail(f"bench error: {exc}", pytrace=False)
-        pytest.skip(f"bench error: {exc}")
+        _session_bench_error(rig, str(exc), fail=in_ci() and not attach_url)
     rig.dut = device
     for name, value in (
         ("bench", bench.name),
         ("dut_mode", device.mode),
         ("dut_url", device.url),
         ("firmware_version", device.firmware_version),
+        ("firmware_tree_hash", "" if device.mode == "attach" else build_manifest(bench.firmware.path).tree_hash),
         ("rig_version", __version__),
     ):
         record_testsuite_property(name, value)
@@ -145,11 +159,33 @@ def dut(pytestconfig: pytest.Config, bench: BenchConfig, record_testsuite_proper
         device.ssh.on_reconnect = lambda message: _note_reconnect(rig, message)
     follower = _follow_journal(rig, device)
     if "console" in device.capabilities:
-        _open_console(rig, device)
-    yield device
-    if follower is not None:
-        follower.stop()
-    device.stop()
+        # A console that does not open is the bench check's console part: it skips what needs it.
+        with contextlib.suppress(BenchError):
+            _open_console(rig, device)
+    rig.check = run_check(device)
+    (rig.artifacts / "bench-check.json").write_text(json.dumps(rig.check.as_dict(), indent=2))
+    record_testsuite_property(
+        "bench_check", "ok" if rig.check.ok else "failed: " + ", ".join(p.part for p in rig.check.failed)
+    )
+    firmware = next(p for p in rig.check.parts if p.part == "firmware")
+    try:
+        if firmware.ok is False:
+            _session_bench_error(rig, f"firmware: {firmware.detail}", fail=in_ci() and device.is_sim)
+        yield device
+    finally:
+        if follower is not None:
+            follower.stop()
+        device.stop()
+
+
+def _session_bench_error(rig: RigSession, reason: str, *, fail: bool) -> None:
+    """The DUT cannot be reached at all: every test that uses it is skipped with this one reason
+    (failed under CI, where the virtual Pi must work)."""
+    rig.bench_error = reason
+    message = reason if reason.startswith("bench error") else f"bench error: {reason}"
+    if fail:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 def _note_reconnect(rig: RigSession, message: str) -> None:
@@ -207,9 +243,15 @@ def timeline(request: pytest.FixtureRequest) -> Iterator[Timeline]:
     rig.live_timeline = line
     yield line
     rig.live_timeline = None
+    described: set[str] = set()
     for measurement in line.measurements:
-        limit = "" if measurement.limit is None else f" limit={measurement.limit:g}"
-        request.node.user_properties.append((measurement.name, f"{measurement.value:.3f} {measurement.unit}{limit}"))
+        # JUnit properties are name/value pairs: the value, then its unit and limit once per name.
+        request.node.user_properties.append((measurement.name, f"{measurement.value:.3f}"))
+        if measurement.name not in described:
+            described.add(measurement.name)
+            request.node.user_properties.append((f"{measurement.name}.unit", measurement.unit))
+            if measurement.limit is not None:
+                request.node.user_properties.append((f"{measurement.name}.limit", f"{measurement.limit:g}"))
         rig.measurements.append((request.node.nodeid, measurement))
     for name, values, unit in line.repeated_measurements():
         stats = summarize(values)
@@ -224,12 +266,18 @@ def _rig_needs(request: pytest.FixtureRequest) -> None:
     marker = request.node.get_closest_marker("needs")
     if marker is None:
         return
+    needed = tuple(marker.args)
     device: Dut = request.getfixturevalue("dut")
-    reason = device.missing(tuple(marker.args))
+    check = _session(request.config).check
+    bench_error = check.bench_error_for(needed) if check is not None else None
+    reason = bench_error or device.missing(needed)
     if reason is None:
         return
+    if bench_error is not None:
+        request.node.user_properties.append(("bench_error", bench_error))
     if in_ci() and device.is_sim:
-        pytest.fail(f"CI runs the full sim suite, but the virtual Pi {reason}", pytrace=False)
+        why = reason if bench_error else f"the virtual Pi {reason}"
+        pytest.fail(f"CI runs the full sim suite, but {why}", pytrace=False)
     pytest.skip(reason)
 
 
@@ -439,6 +487,20 @@ def _attach_audio(wavs: list[Path]) -> str:
         except (OSError, ValueError) as exc:
             lines.append(f"{wav}  (no spectrogram: {exc})")
     return "\n".join(lines)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Bench errors and device failures as two numbers in the JUnit report (written after this hook)."""
+    rig = _session(session.config)
+    xml = session.config.stash.get(junitxml.xml_key, None)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if xml is None or reporter is None or not (rig.dut or rig.bench_error):
+        return
+    counts = count_outcomes(reporter.stats)
+    xml.add_global_property("device_failures", str(counts["failed"]))
+    xml.add_global_property("bench_errors", str(counts["bench_errors"]))
+    xml.add_global_property("flaky", str(counts["flaky"]))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

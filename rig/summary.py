@@ -21,11 +21,32 @@ class Summary:
     data: dict[str, Any]
 
 
+def _reason(report: Any) -> str:
+    longrepr = getattr(report, "longrepr", None)
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])  # a skip: (file, line, "Skipped: reason")
+    return str(getattr(report, "longreprtext", "") or "")
+
+
+def is_bench_error(report: Any) -> bool:
+    """A test that did not run, or failed, because the bench was broken (not the firmware)."""
+    return "bench error" in _reason(report).split("\n", 1)[0]
+
+
+def count_outcomes(stats: dict[str, list[Any]]) -> dict[str, int]:
+    """Tests by outcome, with bench errors counted apart from device failures and plain skips."""
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0, "bench_errors": 0}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in stats.get(outcome, []):
+            if getattr(report, "when", "call") not in ("call", "setup"):
+                continue
+            counts["bench_errors" if outcome != "passed" and is_bench_error(report) else outcome] += 1
+    counts["flaky"] = len(stats.get("rerun", []))
+    return counts
+
+
 def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) -> Summary:
-    counts = {
-        k: len([r for r in stats.get(k, []) if getattr(r, "when", "call") in ("call", "setup")])
-        for k in ("passed", "failed", "skipped", "error")
-    }
+    counts = count_outcomes(stats)
     dut = rig.dut
     lines = []
     if dut is not None:
@@ -34,13 +55,21 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
         lines.append(f"firmware  version {dut.firmware_version}")
         if dut.deployed is not None:
             lines.append(f"deploy    over SSH: {dut.deployed.line()}")
+    if rig.check is not None:
+        parts = ", ".join(
+            f"{p.part} {p.figure or p.status}" if p.ok else f"{p.part} {p.status}" for p in rig.check.parts
+        )
+        verdict = "ok" if rig.check.ok else "BENCH ERROR"
+        lines.append(f"check     {verdict} in {rig.check.seconds:.2f} s: {parts}")
+        lines += [f"BENCH ERROR  {p.part}: {p.detail}" for p in rig.check.failed]
     if rig.reconnects:
         lines.append(f"ssh       reconnected {len(rig.reconnects)} time(s) during the run; last: {rig.reconnects[-1]}")
-    if rig.bench_error:
+    if rig.bench_error and (rig.check is None or rig.check.ok):
         lines.append(f"BENCH ERROR  {rig.bench_error}")
+    flaky = f", {counts['flaky']} retried after a bench error" if counts["flaky"] else ""
     lines.append(
-        f"tests     {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped, "
-        f"{counts['error']} errors in {wall_s:.1f} s"
+        f"tests     {counts['passed']} passed, {counts['failed']} failed, {counts['bench_errors']} bench errors, "
+        f"{counts['skipped']} skipped, {counts['error']} errors{flaky} in {wall_s:.1f} s"
     )
     by_name: dict[str, list[float]] = defaultdict(list)
     units: dict[str, str] = {}
@@ -77,6 +106,7 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
         "firmware_version": dut.firmware_version if dut else None,
         "deploy": dut.deployed.line() if dut and dut.deployed else None,
         "bench_error": rig.bench_error,
+        "bench_check": rig.check.as_dict() if rig.check else None,
         "ssh_reconnects": rig.reconnects,
         "counts": counts,
         "wall_s": round(wall_s, 3),

@@ -110,6 +110,13 @@ class SerialConsole:
         why = f" ({self.error})" if self.error else ""
         raise ConsoleTimeout(f"no console line matched {pattern!r} within {timeout:g} s{why}; last lines:\n  {shown}")
 
+    def write(self, data: bytes) -> None:
+        """Send bytes to the DUT (Enter, to make a login prompt answer)."""
+        try:
+            self._serial.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise ConsoleError(f"cannot write to the serial console {self.port}: {exc}") from None
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)

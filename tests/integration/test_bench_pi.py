@@ -87,5 +87,5 @@ def test_bench_pi_with_an_unknown_host_key_is_a_bench_error(pytester: pytest.Pyt
     bench = bench_file(pytester.path, deployed_pi, str(empty))
     result = run(pytester, bench)
     result.assert_outcomes(skipped=1)
-    expected = f"*bench error: SSH to the bench Pi failed: refusing *its host key is not in {empty}*"
+    expected = f"*bench error: ssh: refusing *its host key is not in {empty}*"
     result.stdout.fnmatch_lines([f"{expected}rig enroll --bench {bench}*"])

@@ -131,6 +131,18 @@ def test_gpio_wiring_loads(tmp_path: Path) -> None:
     assert bench.gpio.wiring.line("next").host_pin == 17
     assert bench.gpio.wiring.line("next").active_high is True
     assert bench.gpio.wiring.encoders == {"volume": ("a", "b")}
+    assert bench.gpio.loopback is None
+
+
+def test_gpio_loopback_jumper_names_an_out_and_an_in_line(tmp_path: Path) -> None:
+    bench = load_bench(
+        write(
+            tmp_path,
+            PI + '[gpio]\nbackend = "local"\nloopback = ["jo", "ji"]\n[gpio.lines.jo]\ndut_pin = 5\nhost_pin = 5\n'
+            '[gpio.lines.ji]\ndut_pin = 6\nhost_pin = 6\ndirection = "in"\n',
+        )
+    )
+    assert bench.gpio.loopback == ("jo", "ji")
     assert load_bench(paths.SIM_BENCH).gpio.wiring.line("next").dut_pin == 16, "a sim bench gets the music box wiring"
 
 
@@ -146,6 +158,8 @@ def test_gpio_wiring_loads(tmp_path: Path) -> None:
         ("[gpio.lines.next]\ndut_pin = 99\n", "[gpio.lines.next] dut_pin: expected an integer from 0 to 53"),
         ('[gpio.lines.next]\ndut_pin = 16\n[gpio.encoders]\nvolume = ["next", "nope"]\n', "[gpio.encoders] volume:"),
         ("lines = 3\n", "[gpio] lines: expected a table, got 3"),
+        ('loopback = ["next", "nope"]\n', '[gpio] loopback: expected ["out line", "in line"]'),
+        ('loopback = ["next"]\n', '[gpio] loopback: expected ["out line", "in line"]'),
     ],
 )
 def test_gpio_mistakes_are_one_line(tmp_path: Path, gpio: str, expected: str) -> None:
