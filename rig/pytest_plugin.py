@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import time
@@ -31,6 +32,7 @@ from . import __version__, paths, spectrogram
 from .audio_socket import AudioSocket
 from .bench import BenchConfig, BenchFileError, load_bench
 from .bench_check import CheckReport, run_check
+from .bench_lock import BenchBusy, BenchLock, Holder
 from .contract import ContractError, ContractValidator
 from .dut import BenchError, Dut, attach, attach_bench, attach_sim, start_sim
 from .http import timeline_client
@@ -39,6 +41,8 @@ from .manifest import build_manifest
 from .observer import Finding, WebSocketTestClient
 from .summary import count_outcomes, render_summary
 from .timeline import Measurement, Timeline, summarize
+
+log = logging.getLogger(__name__)
 
 OBSERVERS = pytest.StashKey[list[WebSocketTestClient | AudioSocket]]()  # whose findings fail the test
 TIMELINE = pytest.StashKey[Timeline]()
@@ -97,6 +101,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         const=str(paths.state_home() / "sim"),
         help="test the virtual Pi that 'rig sim up' left running (its state folder; default the CLI's)",
     )
+    group.addoption(
+        "--no-wait", action="store_true", dest="rig_no_wait", help="fail at once when another run holds the bench"
+    )
+    group.addoption(
+        "--lock-timeout",
+        dest="rig_lock_timeout",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="how long to wait for a bench another run holds (default 3600)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -134,6 +149,63 @@ def dut(pytestconfig: pytest.Config, bench: BenchConfig, record_testsuite_proper
     rig = _session(pytestconfig)
     attach_url = pytestconfig.getoption("rig_attach")
     running = pytestconfig.getoption("rig_sim_running")
+    lock = _lock_bench(pytestconfig, _lock_name(bench, attach_url, running, rig))
+    try:
+        yield from _dut(rig, pytestconfig, bench, attach_url, running, record_testsuite_property)
+    finally:
+        lock.release()
+
+
+def _lock_name(bench: BenchConfig, attach_url: str | None, running: str | None, rig: RigSession) -> str:
+    """What the lock guards: a bench's Pi by its name; a virtual Pi by its state folder (so runs
+    with their own virtual Pis never wait for each other); an attached firmware by its URL."""
+    if attach_url:
+        return f"attach-{attach_url}"
+    if running:
+        return f"sim-{Path(running).resolve()}"
+    if bench.is_sim:
+        return f"sim-{rig.artifacts / 'virtual-pi'}"
+    return bench.name
+
+
+def _lock_bench(config: pytest.Config, name: str) -> BenchLock:
+    """One run per bench: wait for the holder (saying who it is), or stop the run with ``--no-wait``."""
+    lock = BenchLock(name)
+
+    def say(holder: Holder) -> None:
+        _tell(config, f"rig: waiting for bench {name!r}: in use by {holder.describe()} (--no-wait: fail instead)")
+
+    try:
+        lock.acquire(
+            wait=not config.getoption("rig_no_wait"), timeout=config.getoption("rig_lock_timeout"), on_wait=say
+        )
+    except BenchBusy as exc:
+        pytest.exit(f"bench error: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
+    if lock.recovered:
+        _tell(config, f"rig: {lock.recovered}")
+    return lock
+
+
+def _tell(config: pytest.Config, line: str) -> None:
+    """A line on the terminal now, even from inside a fixture while output is captured."""
+    log.warning("%s", line)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        reporter.ensure_newline()
+        reporter.write_line(line)
+
+
+def _dut(
+    rig: RigSession,
+    pytestconfig: pytest.Config,
+    bench: BenchConfig,
+    attach_url: str | None,
+    running: str | None,
+    record_testsuite_property: Any,
+) -> Iterator[Dut]:
     try:
         if attach_url:
             device = attach(attach_url, bench)
