@@ -1,16 +1,19 @@
 # The two commands of the README: `make demo` and `make test`. Both bootstrap first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-ARTIFACTS ?= artifacts/demo-$(shell date +%Y%m%d-%H%M%S)
+STAMP := $(shell date +%Y%m%d-%H%M%S)
+ARTIFACTS ?= artifacts/demo-$(STAMP)
 
 .PHONY: bootstrap demo test lint format clean
 
 bootstrap:
 	@./scripts/bootstrap.sh
 
-## The HIL suite against a virtual Pi, with a summary and the artifacts' path.
+## The HIL suite against a virtual Pi, with a summary, the artifacts and the HTML report's path
+## (the report is rendered whatever the outcome; the suite's exit status is kept).
 demo: bootstrap
-	@$(PY) -m pytest tests/hil -p no:cacheprovider -q --artifacts=$(ARTIFACTS) --junitxml=$(ARTIFACTS)/junit.xml
+	@$(PY) -m pytest tests/hil -p no:cacheprovider -q --artifacts=$(ARTIFACTS) --junitxml=$(ARTIFACTS)/junit.xml; \
+	status=$$?; $(VENV)/bin/rig report $(ARTIFACTS); exit $$status
 
 ## The project's own tests: lint, unit, integration and the HIL suite against a virtual Pi.
 test: bootstrap lint

@@ -30,6 +30,7 @@ from .dut import BenchError, Dut, bench_capabilities, running_sim, sim_settings
 from .enroll import enroll
 from .netns import NamespaceError
 from .observer import CapturedEvent, WebSocketTestClient
+from .report import ReportError, render_report
 from .ssh import SshError, SshSession
 from .virtual_pi import FORMS, AlreadyRunning, SimError, SimSettings, VirtualPi
 
@@ -450,6 +451,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Render the run's artifacts as one self-contained HTML page."""
+    try:
+        target = render_report(Path(args.artifacts), Path(args.out) if args.out else None)
+    except ReportError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    print(f"report: {target}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rig", description="Hardware-in-the-loop rig for Raspberry Pi firmware.")
     parser.add_argument("--version", action="version", version=f"rig {__version__}")
@@ -495,6 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     check.add_argument("--state-dir", default=default_state, help=argparse.SUPPRESS)
     check.set_defaults(func=cmd_check)
+
+    report = commands.add_parser("report", help="render a run's artifacts as one self-contained HTML page")
+    report.add_argument("artifacts", metavar="ARTIFACTS", help="the run's --artifacts folder")
+    report.add_argument("--out", metavar="FILE.html", help="where the page goes (default ARTIFACTS/report.html)")
+    report.set_defaults(func=cmd_report)
 
     enrol = commands.add_parser("enroll", help="first contact: show the bench's SSH host key and pin it")
     enrol.add_argument("--bench", required=True, metavar="FILE", help="bench file with an [ssh] section")

@@ -41,7 +41,7 @@ def count_outcomes(stats: dict[str, list[Any]]) -> dict[str, int]:
             if getattr(report, "when", "call") not in ("call", "setup"):
                 continue
             counts["bench_errors" if outcome != "passed" and is_bench_error(report) else outcome] += 1
-    counts["flaky"] = len(stats.get("rerun", []))
+    counts["retried"] = len(stats.get("rerun", []))
     return counts
 
 
@@ -66,7 +66,8 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
         lines.append(f"ssh       reconnected {len(rig.reconnects)} time(s) during the run; last: {rig.reconnects[-1]}")
     if rig.bench_error and (rig.check is None or rig.check.ok):
         lines.append(f"BENCH ERROR  {rig.bench_error}")
-    flaky = f", {counts['flaky']} retried after a bench error" if counts["flaky"] else ""
+    counts["flaky"] = len(rig.flaky)
+    flaky = f", {counts['retried']} retried after a bench error ({counts['flaky']} flaky)" if counts["retried"] else ""
     lines.append(
         f"tests     {counts['passed']} passed, {counts['failed']} failed, {counts['bench_errors']} bench errors, "
         f"{counts['skipped']} skipped, {counts['error']} errors{flaky} in {wall_s:.1f} s"
@@ -107,11 +108,16 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
         "deploy": dut.deployed.line() if dut and dut.deployed else None,
         "bench_error": rig.bench_error,
         "bench_check": rig.check.as_dict() if rig.check else None,
+        "flaky_tests": rig.flaky,
         "ssh_reconnects": rig.reconnects,
         "counts": counts,
         "wall_s": round(wall_s, 3),
         "figures": figures,
         "contract_defects": dict(ranked),
         "contract_findings": {nodeid: [f.message for f in fs] for nodeid, fs in rig.findings.items()},
+        "measurements": [
+            {"test": nodeid, "name": m.name, "value": m.value, "unit": m.unit, "limit": m.limit}
+            for nodeid, m in rig.measurements
+        ],
     }
     return Summary(lines, data)

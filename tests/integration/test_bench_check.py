@@ -21,6 +21,7 @@ from rig import paths
 from rig.bench_check import PART_GATES
 from rig.deploy import Deployer
 from rig.pytest_plugin import in_ci
+from rig.report import render_report
 from rig.ssh import SshSession
 from rig.virtual_pi import SimSettings, VirtualPi
 
@@ -200,6 +201,8 @@ def test_a_broken_part_skips_only_what_needs_it(
         checked = run_rig("check", "--json", "--state-dir", str(pi.state_dir))
     finally:
         repair()
+    page = render_report(tmp_path / "run" / "artifacts").read_text()
+    assert f"bench error: {part}" in page, "the report shows the bench error"
     gated = set(PART_GATES[part]) if part != "firmware" else set(PROBE_NEEDS.values())
     for probe, capability in PROBE_NEEDS.items():
         outcome, message = outcomes[probe]
@@ -242,3 +245,48 @@ def test_socketio_that_never_answers_is_a_bench_error(tmp_path: Path) -> None:
     assert outcomes["socketio"][1].startswith("bench error: socketio: no client_pong within"), outcomes["socketio"]
     assert outcomes["http"] == ("passed", "")
     assert outcomes["gpio"] == ("passed", "")
+
+
+RETRY = """
+import os
+from pathlib import Path
+
+MARK = Path(os.environ["RETRY_MARK"])
+
+
+def test_a_cable_works_loose(dut):
+    if not MARK.exists():
+        MARK.write_text("pulled")
+        dut.set_reader(False)  # the reader's cable works loose mid-test: a bench error
+        raise AssertionError("no tag seen")
+    dut.set_reader(True)  # plugged back in: the retry runs on a sound bench
+
+
+def test_a_firmware_bug(dut):
+    raise AssertionError("wrong track")  # the bench is sound: no retry
+"""
+
+
+def test_a_failure_is_retried_once_only_when_the_bench_check_after_it_finds_a_bench_error(
+    pi: VirtualPi, tmp_path: Path
+) -> None:
+    (tmp_path / "test_retry.py").write_text(RETRY)
+    junit = tmp_path / "junit.xml"
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"RETRY_MARK": str(tmp_path / "mark")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "test_retry.py", "-p", "no:cacheprovider", "-q", "-rR",
+         f"--sim-running={pi.state_dir}", f"--artifacts={tmp_path / 'artifacts'}", f"--junitxml={junit}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    verdicts = {"failure", "error", "skipped"}
+    cases = {
+        case.attrib["name"]: [child.tag for child in case if child.tag in verdicts]
+        for case in ET.parse(junit).getroot().iter("testcase")
+    }
+    assert cases == {"test_a_cable_works_loose": [], "test_a_firmware_bug": ["failure"]}, done.stdout[-3000:]
+    properties = {p.attrib["name"]: p.attrib["value"] for p in ET.parse(junit).getroot().iter("property")}
+    assert (properties["retried"], properties["flaky"], properties["device_failures"]) == ("1", "1", "1")
+    assert "1 retried after a bench error (1 flaky)" in done.stdout
+    assert "bench error: nfc" not in done.stdout.split("HIL rig summary")[1], "the reader is back: bench check ok"
+    summary = json.loads((tmp_path / "artifacts" / "summary.json").read_text())
+    assert summary["flaky_tests"] == ["test_retry.py::test_a_cable_works_loose"]
