@@ -37,10 +37,11 @@ from .bench_lock import BenchBusy, BenchLock, Holder
 from .contract import ContractError, ContractValidator
 from .dut import BenchError, Dut, attach, attach_bench, attach_sim, start_sim
 from .http import timeline_client
+from .inventory import load_inventory
 from .journal import JournalFollower, parse_line
 from .manifest import build_manifest
 from .observer import Finding, WebSocketTestClient
-from .summary import count_outcomes, is_bench_error, render_summary
+from .summary import Summary, count_outcomes, is_bench_error, render_summary
 from .timeline import Measurement, Timeline, summarize
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,10 @@ class RigSession:
     live_timeline: Timeline | None = None  # the running test's, for lines that arrive on other threads
     reconnects: list[str] = field(default_factory=list)  # SSH reconnects during the run, in one line each
     results: list[dict[str, Any]] = field(default_factory=list)  # one per test, for tests.json and the report
-    flaky: list[str] = field(default_factory=list)  # tests that passed on their retry after a bench error
+    retried: list[str] = field(default_factory=list)  # tests retried after a bench error
+    flaky: list[str] = field(default_factory=list)  # ... that then passed
+    inventory: list[BenchConfig] = field(default_factory=list)  # --inventory: the lab's benches
+    worker_summaries: list[dict[str, Any]] = field(default_factory=list)  # the controller's, from each worker
     _artifacts: Path | None = None
 
     @property
@@ -105,6 +109,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="test the virtual Pi that 'rig sim up' left running (its state folder; default the CLI's)",
     )
     group.addoption(
+        "--inventory",
+        dest="rig_inventory",
+        metavar="FILE",
+        help="a lab's benches (TOML): one pytest-xdist worker per bench, results merged",
+    )
+    group.addoption(
         "--no-bench-retry",
         action="store_false",
         dest="rig_bench_retry",
@@ -129,7 +139,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--attach and --sim exclude each other: attach tests a firmware that already runs")
     rig = RigSession(config)
     try:
-        if bench_file := config.getoption("rig_bench"):
+        if inventory := config.getoption("rig_inventory"):
+            _configure_inventory(config, rig, load_inventory(Path(inventory)))
+        elif bench_file := config.getoption("rig_bench"):
             rig.bench = load_bench(Path(bench_file))
         if contract := config.getoption("rig_contract"):
             rig.validator = ContractValidator(Path(contract))
@@ -137,6 +149,55 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RIG] = rig
     config.pluginmanager.register(ResultRecorder(rig), "rig-results")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
+    """``--inventory``: as many xdist workers as benches, test files kept together on one bench."""
+    inventory = config.getoption("rig_inventory")
+    if inventory and not hasattr(config, "workerinput"):
+        if not hasattr(config.option, "numprocesses"):
+            raise pytest.UsageError("--inventory runs one pytest-xdist worker per bench: install pytest-xdist")
+        if config.getoption("rig_bench") or config.getoption("rig_attach") or config.getoption("rig_sim_running"):
+            raise pytest.UsageError("--inventory names the benches itself: drop --bench, --attach and --sim-running")
+        try:
+            benches = load_inventory(Path(inventory))
+        except BenchFileError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.option.numprocesses = len(benches)
+        if config.option.dist == "no":
+            config.option.dist = "loadfile"
+    return (yield)
+
+
+def _configure_inventory(config: pytest.Config, rig: RigSession, benches: list[BenchConfig]) -> None:
+    """A worker takes its bench (gw0 the first) and an artifacts folder of that bench's name."""
+    worker = getattr(config, "workerinput", None)
+    rig.inventory = benches
+    if worker is None:
+        return
+    rig.bench = benches[int(str(worker["workerid"]).removeprefix("gw"))]
+    rig._artifacts = Path(worker["rig_artifacts"]) / rig.bench.name
+    rig._artifacts.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Every worker writes under the controller's artifacts folder (one run, one folder)."""
+    node.workerinput["rig_artifacts"] = str(_session(node.config).artifacts)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    summary = getattr(node, "workeroutput", {}).get("rig_summary")
+    if summary is not None:
+        _session(node.config).worker_summaries.append(summary)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    rig = _session(item.config)
+    if rig.inventory and rig.bench is not None:
+        item.user_properties.append(("bench", rig.bench.name))  # which bench of the lab ran it
 
 
 def _session(config: pytest.Config) -> RigSession:
@@ -608,6 +669,9 @@ class ResultRecorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rig = self.rig
+        if report.outcome == "rerun":
+            rig.retried.append(report.nodeid)
+            return
         if not (report.when == "call" or (report.when == "setup" and not report.passed)):
             return
         outcome = "error" if report.when == "setup" and report.failed else report.outcome
@@ -644,24 +708,49 @@ def _attach_audio(wavs: list[Path]) -> str:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Bench errors and device failures as two numbers in the JUnit report (written after this hook)."""
     rig = _session(session.config)
+    if hasattr(session.config, "workerinput") and (rig.dut or rig.bench_error):
+        summary = _write_summary(rig)
+        session.config.workeroutput["rig_summary"] = {"lines": summary.lines, "counts": summary.data["counts"]}
     xml = session.config.stash.get(junitxml.xml_key, None)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if xml is None or reporter is None or not (rig.dut or rig.bench_error):
+    if xml is None:
         return
-    counts = count_outcomes(reporter.stats)
+    if rig.worker_summaries:  # --inventory: the lab's totals over every bench
+        counts = {
+            key: sum(w["counts"].get(key, 0) for w in rig.worker_summaries) for key in rig.worker_summaries[0]["counts"]
+        }
+        xml.add_global_property("benches", ", ".join(b.name for b in rig.inventory))
+    elif rig.dut or rig.bench_error:
+        counts = count_outcomes(rig)
+    else:
+        return
     xml.add_global_property("device_failures", str(counts["failed"]))
     xml.add_global_property("bench_errors", str(counts["bench_errors"]))
     xml.add_global_property("retried", str(counts["retried"]))
-    xml.add_global_property("flaky", str(len(rig.flaky)))
+    xml.add_global_property("flaky", str(counts["flaky"]))
+
+
+def _write_summary(rig: RigSession) -> Summary:
+    summary = render_summary(rig, time.time() - rig.started)
+    (rig.artifacts / "summary.json").write_text(json.dumps(summary.data, indent=2, default=str))
+    (rig.artifacts / "tests.json").write_text(json.dumps(rig.results, indent=1, default=str))
+    return summary
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     rig = config.stash.get(RIG, None)
-    if rig is None or not (rig.dut or rig.bench_error or rig.findings or rig.measurements):
+    if rig is None:
+        return
+    if rig.worker_summaries:  # --inventory: one block per bench, then the merged artifacts
+        terminalreporter.write_sep("=", f"HIL rig summary: {len(rig.worker_summaries)} benches")
+        for worker in rig.worker_summaries:
+            for line in worker["lines"][:-1]:  # each worker's last line is its own artifacts folder
+                terminalreporter.write_line(line)
+            terminalreporter.write_line("")
+        terminalreporter.write_line(f"artifacts {rig.artifacts} (one folder per bench; rig report merges them)")
+        return
+    if not (rig.dut or rig.bench_error or rig.findings or rig.measurements):
         return  # no HIL work in this session (unit tests only): nothing to summarise
-    summary = render_summary(rig, terminalreporter.stats, time.time() - rig.started)
+    summary = _write_summary(rig)
     terminalreporter.write_sep("=", "HIL rig summary")
     for line in summary.lines:
         terminalreporter.write_line(line)
-    (rig.artifacts / "summary.json").write_text(json.dumps(summary.data, indent=2, default=str))
-    (rig.artifacts / "tests.json").write_text(json.dumps(rig.results, indent=1, default=str))

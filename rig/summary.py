@@ -33,20 +33,20 @@ def is_bench_error(report: Any) -> bool:
     return "bench error" in _reason(report).split("\n", 1)[0]
 
 
-def count_outcomes(stats: dict[str, list[Any]]) -> dict[str, int]:
-    """Tests by outcome, with bench errors counted apart from device failures and plain skips."""
+def count_outcomes(rig: RigSession) -> dict[str, int]:
+    """Tests by outcome (from the plugin's per-test results, so an xdist worker can count too),
+    with bench errors counted apart from device failures and plain skips."""
     counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0, "bench_errors": 0}
-    for outcome in ("passed", "failed", "skipped", "error"):
-        for report in stats.get(outcome, []):
-            if getattr(report, "when", "call") not in ("call", "setup"):
-                continue
-            counts["bench_errors" if outcome != "passed" and is_bench_error(report) else outcome] += 1
-    counts["retried"] = len(stats.get("rerun", []))
+    for result in rig.results:
+        outcome = result["outcome"]
+        counts["bench_errors" if outcome == "bench_error" else outcome] += 1
+    counts["retried"] = len(rig.retried)
+    counts["flaky"] = len(rig.flaky)
     return counts
 
 
-def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) -> Summary:
-    counts = count_outcomes(stats)
+def render_summary(rig: RigSession, wall_s: float) -> Summary:
+    counts = count_outcomes(rig)
     dut = rig.dut
     lines = []
     if dut is not None:
@@ -66,7 +66,6 @@ def render_summary(rig: RigSession, stats: dict[str, list[Any]], wall_s: float) 
         lines.append(f"ssh       reconnected {len(rig.reconnects)} time(s) during the run; last: {rig.reconnects[-1]}")
     if rig.bench_error and (rig.check is None or rig.check.ok):
         lines.append(f"BENCH ERROR  {rig.bench_error}")
-    counts["flaky"] = len(rig.flaky)
     flaky = f", {counts['retried']} retried after a bench error ({counts['flaky']} flaky)" if counts["retried"] else ""
     lines.append(
         f"tests     {counts['passed']} passed, {counts['failed']} failed, {counts['bench_errors']} bench errors, "

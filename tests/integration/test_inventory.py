@@ -1,0 +1,50 @@
+"""Many benches from one host (issue 7): pytest-xdist with one worker per bench of an inventory.
+Two namespace virtual Pis boot side by side, the test files are spread over them, and the results
+come back as one JUnit report, one summary and one HTML report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from rig import paths
+from rig.pytest_plugin import in_ci
+from rig.report import render_report
+
+SUITE = ["tests/hil/test_buttons.py", "tests/hil/test_console.py", "tests/hil/test_sync.py"]
+
+
+def test_two_virtual_pis_share_the_suite_and_the_results_are_merged(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        if in_ci():
+            pytest.fail("CI runs as root: the namespace virtual Pis must work there")
+        pytest.skip("the namespace virtual Pi needs root")
+    artifacts, junit = tmp_path / "artifacts", tmp_path / "junit.xml"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *SUITE, "-p", "no:cacheprovider", "-q",
+         f"--inventory={paths.FIXTURES / 'benches' / 'inventory.sim.toml'}",
+         f"--artifacts={artifacts}", f"--junitxml={junit}"],
+        cwd=paths.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    root = ET.parse(junit).getroot()
+    cases = list(root.iter("testcase"))
+    ran_on = {
+        prop.attrib["value"] for case in cases for prop in case.iter("property") if prop.attrib["name"] == "bench"
+    }
+    assert ran_on == {"virtual-pi-a", "virtual-pi-b"}, "both benches ran tests"
+    assert len(cases) == len({(c.attrib["classname"], c.attrib["name"]) for c in cases}), "each test once"
+    suite = {p.attrib["name"]: p.attrib["value"] for p in root.find("testsuite").find("properties")}  # type: ignore[union-attr]
+    assert suite["benches"] == "virtual-pi-a, virtual-pi-b"
+    assert suite["device_failures"] == "0"
+    assert "HIL rig summary: 2 benches" in done.stdout
+    assert done.stdout.count("check     ok") == 2, "each bench checked"
+    for name in ("virtual-pi-a", "virtual-pi-b"):
+        assert (artifacts / name / "summary.json").exists()
+    page = render_report(artifacts).read_text()
+    assert page.count("<h2>Summary: virtual-pi-") == 2
