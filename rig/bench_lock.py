@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import paths
+from .procs import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +57,9 @@ class Holder:
         """Why this holder no longer holds the bench, or None while it does."""
         if time.time() > self.lease_until:
             return f"its lease ran out {time.time() - self.lease_until:.0f} s ago"
-        if self.host == socket.gethostname() and not _process_alive(self.pid):
+        if self.host == socket.gethostname() and not process_alive(self.pid):
             return f"its process {self.pid} is gone"
         return None
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's live process
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def lock_dir() -> Path:

@@ -7,7 +7,25 @@ them; the tree under the supervisor, read from /proc, does not.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a zombie does not (it is reaped here if it is ours; else init will)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def descendants(pid: int) -> list[int]:

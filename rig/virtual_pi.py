@@ -36,7 +36,7 @@ from .health import wait_healthy
 from .net import free_port
 from .netns import Namespace, NamespaceError
 from .pi_account import PI_HOME, PI_USER, AccountError, ensure_account
-from .procs import descendants
+from .procs import descendants, process_alive
 from .sshd import LocalSshd, SshdError, SshTarget, current_user
 
 log = logging.getLogger(__name__)
@@ -135,23 +135,6 @@ class SimSettings:
     upload_timeout_s: float = 5.0  # MUSICBOX_UPLOAD_TIMEOUT_S
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is not running; reap it if it is ours (else init will).
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -207,7 +190,7 @@ class VirtualPi:
             info = SimInfo(**json.loads(self.state_file.read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        if _alive(info.supervisor_pid) and str(self.conf_file) in _cmdline(info.supervisor_pid):
+        if process_alive(info.supervisor_pid) and str(self.conf_file) in _cmdline(info.supervisor_pid):
             return info
         self.state_file.unlink(missing_ok=True)
         return None
@@ -525,7 +508,7 @@ class VirtualPi:
 
     def _wait_healthy(self, url: str, supervisor_pid: int) -> None:
         def check_alive() -> None:
-            if not _alive(supervisor_pid):
+            if not process_alive(supervisor_pid):
                 raise SimError(f"supervisord exited during boot; see {self.state_dir}/supervisord.log")
 
         last = wait_healthy(url, self.settings.boot_timeout_s, check_alive=check_alive)
@@ -539,7 +522,7 @@ class VirtualPi:
     def _wait_listening(self, host: str, port: int, supervisor_pid: int) -> None:
         deadline = time.monotonic() + self.settings.boot_timeout_s
         while time.monotonic() < deadline:
-            if not _alive(supervisor_pid):
+            if not process_alive(supervisor_pid):
                 out = (self.state_dir / "supervisord.out").read_text(errors="replace").strip().splitlines()[-3:]
                 raise SimError(
                     f"supervisord exited during boot ({' / '.join(out) or 'no output'}); "
@@ -645,9 +628,9 @@ class VirtualPi:
                     break
                 os.kill(pid, sig)
                 deadline = time.monotonic() + timeout
-                while _alive(pid) and time.monotonic() < deadline:
+                while process_alive(pid) and time.monotonic() < deadline:
                     time.sleep(0.02)
-                if not _alive(pid):
+                if not process_alive(pid):
                     break
         pid_file.unlink(missing_ok=True)
 
@@ -767,9 +750,9 @@ class VirtualPi:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _alive(pid):
+        if process_alive(pid):
             log.warning("supervisord %s did not stop in %.0f s; killing its process group", pid, timeout)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
