@@ -234,10 +234,13 @@ def _histograms_section(measurements: list[dict[str, Any]], images: Path) -> lis
         figure, axes = plt.subplots(figsize=(6, 3), dpi=90)
         try:
             axes.hist(values, bins=min(30, max(5, len(values))), color="#3a6ea5")
-            if limit is not None:
+            title = f"{name} (n={len(values)})"
+            if limit is not None and limit <= 1.5 * max(values):
                 axes.axvline(limit, color="#b00020", linestyle="--", label=f"limit {limit:g} {unit}")
                 axes.legend()
-            axes.set(title=f"{name} (n={len(values)})", xlabel=unit, ylabel="count")
+            elif limit is not None:  # far above every value: drawing it would squash the histogram
+                title += f", limit {limit:g} {unit} off the chart"
+            axes.set(title=title, xlabel=unit, ylabel="count")
             target = images / f"hist-{''.join(c if c.isalnum() else '_' for c in name)}.png"
             figure.savefig(target, bbox_inches="tight")
         finally:
