@@ -304,14 +304,23 @@ def check_console(dut: Dut) -> PartResult:
     started = time.perf_counter()
     try:
         if dut.virtual_pi is not None:
-            nonce = f"rig-check-{uuid.uuid4().hex[:8]}"
-            dut.virtual_pi.console_line(nonce)
-            console.expect(nonce, 2.0, mark)
+            # A console may drop a line (as a UART drops bytes): three lines, 0.7 s each, before failing.
+            for attempt in range(3):
+                nonce = f"rig-check-{uuid.uuid4().hex[:8]}"
+                dut.virtual_pi.console_line(nonce)
+                try:
+                    console.expect(nonce, 0.7, mark)
+                    break
+                except ConsoleTimeout:
+                    if attempt == 2:
+                        raise
         else:
             console.write(b"\r\n")
             console.expect(r"\S", 3.0, mark)
     except (ConsoleTimeout, ConsoleError) as exc:
-        return PartResult("console", False, str(exc).splitlines()[0])
+        arrived = [line.text for line in console.lines[mark:]][-3:]
+        seen = f"; arrived instead: {' | '.join(arrived)}" if arrived else "; nothing arrived"
+        return PartResult("console", False, str(exc).splitlines()[0].removesuffix("; last lines:") + seen)
     ms = (time.perf_counter() - started) * 1000
     return PartResult("console", True, f"{console.port} answers", ms, "ms")
 

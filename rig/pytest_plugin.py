@@ -636,6 +636,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         check = run_check(rig.dut)
         if not check.ok:
             rig.check = check
+            broken = "; ".join(f"{p.part}: {p.detail}" for p in check.failed)
+            _tell(item.config, f"rig: {item.nodeid} failed and the bench check then found {broken}: retrying it once")
             # Only the failed call is told, as a rerun: its setup and teardown would make the JUnit
             # report a second, passing test case of the same name.
             failed = next(r for r in reports if r.when == "call")

@@ -249,9 +249,25 @@ def test_socketio_that_never_answers_is_a_bench_error(tmp_path: Path) -> None:
 
 RETRY = """
 import os
+import time
 from pathlib import Path
 
+import httpx
+
 MARK = Path(os.environ["RETRY_MARK"])
+
+
+def reader_back(dut):
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if httpx.get(dut.url + "/api/health", timeout=2).json()["data"]["services"]["nfc"]:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the reader did not come back")
+
+
+def test_a_firmware_bug(dut):
+    raise AssertionError("wrong track")  # the bench is sound: no retry
 
 
 def test_a_cable_works_loose(dut):
@@ -260,10 +276,8 @@ def test_a_cable_works_loose(dut):
         dut.set_reader(False)  # the reader's cable works loose mid-test: a bench error
         raise AssertionError("no tag seen")
     dut.set_reader(True)  # plugged back in: the retry runs on a sound bench
+    reader_back(dut)
 
-
-def test_a_firmware_bug(dut):
-    raise AssertionError("wrong track")  # the bench is sound: no retry
 """
 
 
@@ -285,7 +299,9 @@ def test_a_failure_is_retried_once_only_when_the_bench_check_after_it_finds_a_be
     }
     assert cases == {"test_a_cable_works_loose": [], "test_a_firmware_bug": ["failure"]}, done.stdout[-3000:]
     properties = {p.attrib["name"]: p.attrib["value"] for p in ET.parse(junit).getroot().iter("property")}
-    assert (properties["retried"], properties["flaky"], properties["device_failures"]) == ("1", "1", "1")
+    assert (properties["retried"], properties["flaky"], properties["device_failures"]) == ("1", "1", "1"), done.stdout[
+        -4000:
+    ]
     assert "1 retried after a bench error (1 flaky)" in done.stdout
     assert "bench error: nfc" not in done.stdout.split("HIL rig summary")[1], "the reader is back: bench check ok"
     summary = json.loads((tmp_path / "artifacts" / "summary.json").read_text())
