@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
-import numpy as np
 
 from device_drivers.audio import AudioError, AudioPort, analysis
 from device_drivers.gpio import GpioError
@@ -198,7 +197,7 @@ def check_gpio(dut: Dut) -> PartResult:
                     return PartResult(
                         "gpio", False, f"jumper {loopback[0]}→{loopback[1]}: drove {level}, read back the other level"
                     )
-            lines = 1
+            what = f"loopback jumper {loopback[0]}→{loopback[1]} read back"
         else:
             outs = {name: line for name, line in wiring.lines.items() if line.direction == "out"}
             for name, line in outs.items():
@@ -208,14 +207,13 @@ def check_gpio(dut: Dut) -> PartResult:
                     return PartResult(
                         "gpio", False, f"line {name} (GPIO{line.dut_pin}) did not read back its idle level {idle}"
                     )
-            lines = len(outs)
+            what = f"{len(outs)} lines read back"
         ms = (time.perf_counter() - started) * 1000
     except (GpioError, KeyError) as exc:
         return PartResult("gpio", False, str(exc).splitlines()[0])
     finally:
         backend.close()
-    where = f"loopback jumper {loopback[0]}→{loopback[1]}" if loopback and dut.virtual_pi is None else f"{lines} lines"
-    return PartResult("gpio", True, f"{where} read back", ms, "ms")
+    return PartResult("gpio", True, what, ms, "ms")
 
 
 def check_nfc(dut: Dut) -> PartResult:
@@ -272,7 +270,10 @@ def check_audio(dut: Dut) -> PartResult:
             start = time.monotonic_ns()
             port.play(tone, config.sample_rate, "check tone")
             heard = listener.wait(
-                lambda rec: _tone_in(rec.samples, rec.sample_rate), start, 3.0, f"a {TONE_HZ:g} Hz tone"
+                lambda rec: rec.samples if analysis.tone_present(rec.samples, rec.sample_rate, TONE_HZ) else None,
+                start,
+                3.0,
+                f"a {TONE_HZ:g} Hz tone",
             )
     except (AudioError, AssertionError) as exc:
         return PartResult("audio", False, str(exc).splitlines()[0])
@@ -281,12 +282,6 @@ def check_audio(dut: Dut) -> PartResult:
             os.environ.update(dut.virtual_pi.audio_env("rig"))
     level = analysis.dbfs(heard)
     return PartResult("audio", True, f"{TONE_HZ:g} Hz tone heard at {level:.1f} dBFS", level, "dBFS")
-
-
-def _tone_in(samples: np.ndarray, rate: int) -> np.ndarray | None:
-    if len(samples) < rate // 20 or analysis.is_silent(samples):
-        return None
-    return samples if abs(analysis.dominant_frequency(samples, rate) - TONE_HZ) < 50 else None
 
 
 def check_console(dut: Dut) -> PartResult:

@@ -41,11 +41,10 @@ class Stimulus:
 
 
 def _virtual_pi(state_dir: Path) -> tuple[VirtualPi, str]:
-    virtual_pi = VirtualPi(state_dir)
-    info = virtual_pi.info()
-    if info is None:
+    running = VirtualPi.running(state_dir)
+    if running is None:
         raise StimulusError(f"no virtual Pi runs in {state_dir}; start one with 'rig sim up', or give --bench FILE")
-    return virtual_pi, info.url
+    return running[0], running[1].url
 
 
 def dut_of(bench: BenchConfig | None, state_dir: Path) -> Dut:

@@ -334,11 +334,10 @@ def _sim_capabilities(info: SimInfo, ssh: bool) -> frozenset[str]:
 def running_sim(state_dir: Path, bench: BenchConfig) -> Dut:
     """The virtual Pi that ``rig sim up`` left running, as a DUT, without touching it yet
     (``rig check`` reports each part itself); it is left running at the end."""
-    virtual_pi = VirtualPi(state_dir)
-    info = virtual_pi.info()
-    if info is None:
+    running = VirtualPi.running(state_dir)
+    if running is None:
         raise BenchError(f"no virtual Pi runs in {state_dir}; start one with 'rig sim up' and 'rig deploy'")
-    virtual_pi = VirtualPi(state_dir, SimSettings(form=info.form))  # its paths depend on the form it runs in
+    virtual_pi, info = running
     capabilities = _sim_capabilities(info, info.form != "local")
     return Dut("sim", info.url, bench, capabilities, virtual_pi=virtual_pi, borrowed=True)
 

@@ -183,6 +183,15 @@ class VirtualPi:
             return str(host_path)
         return str(PI_HOME / host_path.relative_to(self.pi_dir))
 
+    @classmethod
+    def running(cls, state_dir: Path) -> tuple[VirtualPi, SimInfo] | None:
+        """The virtual Pi that runs in ``state_dir``, with the form it was started in (its paths
+        depend on it), or None when nothing runs there."""
+        info = cls(state_dir).info()
+        if info is None:
+            return None
+        return cls(state_dir, SimSettings(form=info.form)), info
+
     # -- inspection ------------------------------------------------------------------------
     def info(self) -> SimInfo | None:
         """The running instance's facts, or None when nothing runs here (stale state is removed)."""

@@ -19,10 +19,33 @@ import pytest
 
 from rig.net import free_port
 from rig.procs import descendants
+from rig.pytest_plugin import in_ci
 from rig.sshd import LocalSshd, current_user
 from rig.virtual_pi import SimSettings, VirtualPi
 
 RIG = Path(sys.executable).parent / "rig"
+
+
+def require_root() -> None:
+    """The namespace virtual Pi needs root: skipped as a user, a failure under CI (which runs as root)."""
+    if os.geteuid() != 0:
+        if in_ci():
+            pytest.fail("the namespace virtual Pi needs root, and CI runs as root", pytrace=False)
+        pytest.skip("the namespace virtual Pi needs root")
+
+
+def inner_pytest(
+    cwd: Path, *args: str, ci: bool | None = False, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """pytest in a subprocess, as a technician runs it: without CI (a bench error skips there),
+    with ``CI=true`` when ``ci``, or with this run's own CI setting when ``ci`` is None."""
+    environment = dict(os.environ) if ci is None else {k: v for k, v in os.environ.items() if k != "CI"}
+    if ci:
+        environment["CI"] = "true"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+        cwd=cwd, env=environment | (env or {}), capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
 
 
 def run_rig(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

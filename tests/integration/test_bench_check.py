@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -20,12 +19,11 @@ from device_drivers.nfc.field_service import RemoteField
 from rig import paths
 from rig.bench_check import PART_GATES
 from rig.deploy import Deployer
-from rig.pytest_plugin import in_ci
 from rig.report import render_report
 from rig.ssh import SshSession
 from rig.virtual_pi import SimSettings, VirtualPi
 
-from .conftest import run_rig
+from .conftest import inner_pytest, require_root, run_rig
 
 # One probe per capability the bench check gates; each asserts the part it needs is really there.
 PROBES = """
@@ -70,17 +68,10 @@ PROBE_NEEDS = {
 }
 
 
-def _need_root() -> None:
-    if os.geteuid() != 0:
-        if in_ci():
-            pytest.fail("CI runs as root: the namespace virtual Pi must work there")
-        pytest.skip("the namespace virtual Pi needs root")
-
-
 @pytest.fixture(scope="module")
 def pi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualPi]:
     """A deployed namespace virtual Pi, shared by the break tests (each repairs what it broke)."""
-    _need_root()
+    require_root()
     virtual_pi = VirtualPi(tmp_path_factory.mktemp("checked") / "pi", SimSettings(form="netns"))
     virtual_pi.up()
     try:
@@ -96,13 +87,9 @@ def run_probes(folder: Path, state_dir: Path, *, ci: bool = False) -> dict[str, 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "test_probes.py").write_text(PROBES)
     junit = folder / "junit.xml"
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
-    if ci:
-        env["CI"] = "true"
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "test_probes.py", "-p", "no:cacheprovider", "-q",
-         f"--sim-running={state_dir}", f"--artifacts={folder / 'artifacts'}", f"--junitxml={junit}"],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=180, check=False,
+    done = inner_pytest(
+        folder, "test_probes.py", f"--sim-running={state_dir}", f"--artifacts={folder / 'artifacts'}",
+        f"--junitxml={junit}", ci=ci,
     )  # fmt: skip
     assert junit.exists(), f"the inner run wrote no JUnit report:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     outcomes = {}
@@ -286,11 +273,9 @@ def test_a_failure_is_retried_once_only_when_the_bench_check_after_it_finds_a_be
 ) -> None:
     (tmp_path / "test_retry.py").write_text(RETRY)
     junit = tmp_path / "junit.xml"
-    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"RETRY_MARK": str(tmp_path / "mark")}
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "test_retry.py", "-p", "no:cacheprovider", "-q", "-rR",
-         f"--sim-running={pi.state_dir}", f"--artifacts={tmp_path / 'artifacts'}", f"--junitxml={junit}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False,
+    done = inner_pytest(
+        tmp_path, "test_retry.py", f"--sim-running={pi.state_dir}", f"--artifacts={tmp_path / 'artifacts'}",
+        f"--junitxml={junit}", env={"RETRY_MARK": str(tmp_path / "mark")},
     )  # fmt: skip
     verdicts = {"failure", "error", "skipped"}
     cases = {

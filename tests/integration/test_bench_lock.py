@@ -16,6 +16,8 @@ import pytest
 
 from rig.bench_lock import BenchBusy, BenchLock, Holder
 
+from .conftest import inner_pytest
+
 HOLD = """
 import sys, time
 from pathlib import Path
@@ -141,11 +143,7 @@ def test_uses_the_dut(dut):
 
 def _pytest(folder: Path, locks: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (folder / "test_probe.py").write_text(PROBE)
-    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"RIG_LOCK_DIR": str(locks)}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "test_probe.py", "-p", "no:cacheprovider", "-q", "-rs", *args],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    return inner_pytest(folder, "test_probe.py", "-rs", *args, env={"RIG_LOCK_DIR": str(locks)}, timeout=120)
 
 
 def test_pytest_no_wait_stops_the_run_and_a_waiting_run_says_who_it_waits_for(tmp_path: Path, holders: list) -> None:

@@ -4,32 +4,23 @@ come back as one JUnit report, one summary and one HTML report."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 from rig import paths
-from rig.pytest_plugin import in_ci
 from rig.report import render_report
+
+from .conftest import inner_pytest, require_root
 
 SUITE = ["tests/hil/test_buttons.py", "tests/hil/test_console.py", "tests/hil/test_sync.py"]
 
 
 def test_two_virtual_pis_share_the_suite_and_the_results_are_merged(tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        if in_ci():
-            pytest.fail("CI runs as root: the namespace virtual Pis must work there")
-        pytest.skip("the namespace virtual Pi needs root")
+    require_root()
     artifacts, junit = tmp_path / "artifacts", tmp_path / "junit.xml"
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", *SUITE, "-p", "no:cacheprovider", "-q",
-         f"--inventory={paths.FIXTURES / 'benches' / 'inventory.sim.toml'}",
-         f"--artifacts={artifacts}", f"--junitxml={junit}"],
-        cwd=paths.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
+    done = inner_pytest(
+        paths.PROJECT_ROOT, *SUITE, f"--inventory={paths.FIXTURES / 'benches' / 'inventory.sim.toml'}",
+        f"--artifacts={artifacts}", f"--junitxml={junit}", ci=None, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     root = ET.parse(junit).getroot()

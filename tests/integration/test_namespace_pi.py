@@ -20,9 +20,10 @@ from rig.deploy import Deployer, DeployError, environment_hash
 from rig.manifest import MANIFEST_NAME, build_manifest
 from rig.netns import NETNS_DIR
 from rig.pi_account import PI_USER
-from rig.pytest_plugin import in_ci
 from rig.ssh import SshSession
 from rig.virtual_pi import VirtualPi
+
+from .conftest import require_root
 
 
 @pytest.fixture
@@ -35,10 +36,7 @@ def firmware(tmp_path: Path) -> Path:
 @pytest.fixture
 def netns_pi_factory(virtual_pi_factory) -> Iterator:
     """Namespace virtual Pis (started by ``virtual_pi_factory``); after each test nothing of them may remain."""
-    if os.geteuid() != 0:
-        if in_ci():
-            pytest.fail("the namespace virtual Pi needs root, and CI runs as root", pytrace=False)
-        pytest.skip("the namespace virtual Pi needs root")
+    require_root()
     started: list[VirtualPi] = []
 
     def start(name: str = "pi", **settings: object) -> VirtualPi:
