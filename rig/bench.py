@@ -153,10 +153,22 @@ class BenchConfig:
         return self.kind == "sim"
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where bench settings came from, as an error names it (a file, or a labgrid place over a base
+    file), and the folder that relative paths in them start from."""
+
+    label: str
+    folder: Path
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class _Table:
     """One TOML table being read; records the keys used so leftovers can be reported."""
 
-    def __init__(self, file: Path, name: str, data: Any) -> None:
+    def __init__(self, file: Origin, name: str, data: Any) -> None:
         if not isinstance(data, dict):
             raise BenchFileError(f"{file}: [{name}] must be a table, got {type(data).__name__}")
         self.file, self.name, self.data = file, name, data
@@ -216,7 +228,7 @@ class _Table:
             return default
         if not isinstance(value, str) or not value:
             raise BenchFileError(f"{self._where(key)}: expected a path string, got {value!r}")
-        resolved = (self.file.parent / Path(value).expanduser()).resolve()
+        resolved = (self.file.folder / Path(value).expanduser()).resolve()
         if must_exist and not resolved.exists():
             raise BenchFileError(f"{self._where(key)}: {value!r} does not exist (resolved to {resolved})")
         if not must_exist and not resolved.parent.is_dir():
@@ -229,16 +241,25 @@ class _Table:
             raise BenchFileError(f"{self._where(unknown[0])}: unknown key (known: {', '.join(sorted(self.used))})")
 
 
-def load_bench(file: Path) -> BenchConfig:
-    """Read and check a bench file; raises BenchFileError with a one-line reason."""
+def read_bench_tables(file: Path) -> dict[str, Any]:
+    """A bench file's TOML tables, unchecked; raises BenchFileError with a one-line reason."""
     try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        return tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BenchFileError(f"{file}: bench file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BenchFileError(f"{file}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise BenchFileError(f"{file}: invalid TOML: {exc}") from None
+
+
+def load_bench(file: Path) -> BenchConfig:
+    """Read and check a bench file; raises BenchFileError with a one-line reason."""
+    return bench_from_tables(read_bench_tables(file), Origin(str(file), file.parent), source=file)
+
+
+def bench_from_tables(raw: dict[str, Any], file: Origin, *, source: Path | None) -> BenchConfig:
+    """Check bench tables, whether read from a file or assembled from a lab place's resources."""
 
     sections = {"bench", "dut", "firmware", "sim", "timeouts", "ssh", "deploy"}
     sections |= {"gpio", "nfc", "serial", "power", "audio"}
@@ -302,7 +323,7 @@ def load_bench(file: Path) -> BenchConfig:
     return BenchConfig(
         name=name,
         kind=kind,
-        source=file,
+        source=source,
         dut=dut,
         firmware=firmware,
         sim=sim,
@@ -320,7 +341,7 @@ def load_bench(file: Path) -> BenchConfig:
 NFC_BACKENDS = ("sim", "card", "actuator", "none")
 
 
-def _load_nfc(file: Path, data: Any, kind: str) -> NfcConfig:
+def _load_nfc(file: Origin, data: Any, kind: str) -> NfcConfig:
     table = _Table(file, "nfc", data)
     default_backend = "sim" if kind == "sim" else "none"
     backend = table.string("backend", default_backend, choices=NFC_BACKENDS) or default_backend
@@ -353,14 +374,14 @@ def _load_nfc(file: Path, data: Any, kind: str) -> NfcConfig:
     return NfcConfig(backend, device, tags, servo_pin, rest_angle, active_high, mounts)
 
 
-def _load_serial(file: Path, data: Any) -> SerialConfig:
+def _load_serial(file: Origin, data: Any) -> SerialConfig:
     table = _Table(file, "serial", data)
     config = SerialConfig(port=table.string("port"), baudrate=table.integer("baudrate", 115200, lo=300, hi=4_000_000))
     table.finish()
     return config
 
 
-def _load_audio(file: Path, data: Any, kind: str) -> AudioConfig:
+def _load_audio(file: Origin, data: Any, kind: str) -> AudioConfig:
     table = _Table(file, "audio", data)
     default_backend = "sim" if kind == "sim" else "none"
     backend = table.string("backend", default_backend, choices=("sim", "device", "none")) or default_backend
@@ -381,7 +402,7 @@ def _load_audio(file: Path, data: Any, kind: str) -> AudioConfig:
     return config
 
 
-def _load_power(file: Path, data: Any, kind: str) -> PowerConfig:
+def _load_power(file: Origin, data: Any, kind: str) -> PowerConfig:
     table = _Table(file, "power", data)
     default_backend = "sim" if kind == "sim" else "none"
     backend = table.string("backend", default_backend, choices=("sim", "relay", "none")) or default_backend
@@ -403,7 +424,7 @@ def _load_power(file: Path, data: Any, kind: str) -> PowerConfig:
 GPIO_BACKENDS = ("sim", "local", "pigpio", "none")
 
 
-def _load_gpio(file: Path, data: Any, kind: str) -> GpioConfig:
+def _load_gpio(file: Origin, data: Any, kind: str) -> GpioConfig:
     table = _Table(file, "gpio", data)
     default_backend = "sim" if kind == "sim" else "none"
     backend = table.string("backend", default_backend, choices=GPIO_BACKENDS) or default_backend
@@ -461,7 +482,7 @@ def _load_gpio(file: Path, data: Any, kind: str) -> GpioConfig:
     )
 
 
-def _load_ssh(file: Path, data: Any) -> SshConfig:
+def _load_ssh(file: Origin, data: Any) -> SshConfig:
     table = _Table(file, "ssh", data)
     host = table.string("host")
     known_hosts = table.path("known_hosts", None, must_exist=False)

@@ -39,6 +39,7 @@ from .dut import BenchError, Dut, attach, attach_bench, attach_sim, start_sim
 from .http import timeline_client
 from .inventory import load_inventory
 from .journal import JournalFollower, parse_line
+from .lab_place import DEFAULT_COORDINATOR, LabPlace, PlaceError, bench_for_place
 from .manifest import build_manifest
 from .observer import Finding, WebSocketTestClient
 from .summary import Summary, count_outcomes, is_bench_error, render_summary
@@ -75,6 +76,8 @@ class RigSession:
     flaky: list[str] = field(default_factory=list)  # ... that then passed
     inventory: list[BenchConfig] = field(default_factory=list)  # --inventory: the lab's benches
     worker_summaries: list[dict[str, Any]] = field(default_factory=list)  # the controller's, from each worker
+    place: LabPlace | None = None  # --lg-place: the labgrid place this run holds
+    place_lock: BenchLock | None = None  # ... and this host's lock on it, taken first
     _artifacts: Path | None = None
 
     @property
@@ -115,6 +118,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a lab's benches (TOML): one pytest-xdist worker per bench, results merged",
     )
     group.addoption(
+        "--lg-place",
+        dest="rig_lg_place",
+        metavar="NAME",
+        help="acquire this labgrid place and test the Pi its resources describe (--bench: the lab's base bench file)",
+    )
+    group.addoption(
+        "--lg-coordinator",
+        dest="rig_lg_coordinator",
+        metavar="HOST:PORT",
+        default=os.environ.get("LG_COORDINATOR", DEFAULT_COORDINATOR),
+        help=f"the lab's labgrid-coordinator (default $LG_COORDINATOR, else {DEFAULT_COORDINATOR})",
+    )
+    group.addoption(
         "--no-bench-retry",
         action="store_false",
         dest="rig_bench_retry",
@@ -137,9 +153,16 @@ def pytest_configure(config: pytest.Config) -> None:
     """Check the user's files before any test runs, so a mistake is one line, not one error per test."""
     if config.getoption("rig_attach") and config.getoption("rig_sim"):
         raise pytest.UsageError("--attach and --sim exclude each other: attach tests a firmware that already runs")
+    lg_place = config.getoption("rig_lg_place")
+    if lg_place and any(config.getoption(o) for o in ("rig_inventory", "rig_attach", "rig_sim_running", "rig_sim")):
+        raise pytest.UsageError(
+            "--lg-place takes its bench from the lab: drop --inventory, --attach, --sim-running and --sim"
+        )
     rig = RigSession(config)
     try:
-        if inventory := config.getoption("rig_inventory"):
+        if lg_place:
+            pass  # the place is acquired at session start, when the terminal can show a wait
+        elif inventory := config.getoption("rig_inventory"):
             _configure_inventory(config, rig, load_inventory(Path(inventory)))
         elif bench_file := config.getoption("rig_bench"):
             rig.bench = load_bench(Path(bench_file))
@@ -155,6 +178,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
     """``--inventory``: as many xdist workers as benches, test files kept together on one bench."""
     inventory = config.getoption("rig_inventory")
+    if config.getoption("rig_lg_place") and getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError("--lg-place is one bench: drop -n (a lab spreads over places with one run each)")
     if inventory and not hasattr(config, "workerinput"):
         if not hasattr(config.option, "numprocesses"):
             raise pytest.UsageError("--inventory runs one pytest-xdist worker per bench: install pytest-xdist")
@@ -168,6 +193,48 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
         if config.option.dist == "no":
             config.option.dist = "loadfile"
     return (yield)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """``--lg-place``: this host's lock on the place, then the place itself from the lab's coordinator."""
+    config = session.config
+    name = config.getoption("rig_lg_place")
+    if not name or hasattr(config, "workerinput"):
+        return
+    rig = _session(config)
+    rig.place_lock = _lock_bench(config, f"lg-{name}")
+    rig.place = LabPlace(config.getoption("rig_lg_coordinator"), name)
+    try:
+        recovered = rig.place.acquire(
+            wait=not config.getoption("rig_no_wait"),
+            timeout=config.getoption("rig_lock_timeout"),
+            on_wait=lambda holder: _tell(
+                config, f"rig: waiting for labgrid place {name!r}: acquired by {holder} (--no-wait: fail instead)"
+            ),
+        )
+        if recovered:
+            _tell(config, f"rig: {recovered}")
+        tables, resources = rig.place.tables()
+        base = config.getoption("rig_bench")
+        rig.bench = bench_for_place(name, tables, Path(base) if base else None)
+    except BenchFileError as exc:
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+    except PlaceError as exc:
+        pytest.exit(f"bench error: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
+    record = {"place": name, "coordinator": rig.place.coordinator, "resources": resources, "tables": tables}
+    (rig.artifacts / "lab-place.json").write_text(json.dumps(record, indent=2))
+    _tell(config, f"rig: acquired labgrid place {name!r}: Pi at {rig.bench.ssh.host if rig.bench.ssh else '?'}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The place goes back to the lab whatever happened to the run (a failed run included)."""
+    rig = config.stash.get(RIG, None)
+    if rig is None:
+        return
+    if rig.place is not None:
+        rig.place.release()
+    if rig.place_lock is not None:
+        rig.place_lock.release()
 
 
 def _configure_inventory(config: pytest.Config, rig: RigSession, benches: list[BenchConfig]) -> None:
@@ -220,11 +287,13 @@ def dut(pytestconfig: pytest.Config, bench: BenchConfig, record_testsuite_proper
     rig = _session(pytestconfig)
     attach_url = pytestconfig.getoption("rig_attach")
     running = pytestconfig.getoption("rig_sim_running")
-    lock = _lock_bench(pytestconfig, _lock_name(bench, attach_url, running, rig))
+    # A labgrid place is locked with the place, at session start.
+    lock = None if rig.place else _lock_bench(pytestconfig, _lock_name(bench, attach_url, running, rig))
     try:
         yield from _dut(rig, pytestconfig, bench, attach_url, running, record_testsuite_property)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _lock_name(bench: BenchConfig, attach_url: str | None, running: str | None, rig: RigSession) -> str:
@@ -296,6 +365,7 @@ def _dut(
         ("firmware_version", device.firmware_version),
         ("firmware_tree_hash", "" if device.mode == "attach" else build_manifest(bench.firmware.path).tree_hash),
         ("rig_version", __version__),
+        ("lg_place", rig.place.name if rig.place else ""),
     ):
         record_testsuite_property(name, value)
     if device.ssh is not None:

@@ -52,6 +52,8 @@ def render_summary(rig: RigSession, wall_s: float) -> Summary:
     if dut is not None:
         boot = f", booted in {dut.boot_s:.2f} s" if dut.boot_s is not None else ""
         lines.append(f"bench     {dut.bench.name} ({dut.mode}) at {dut.url}{boot}")
+        if rig.place is not None:
+            lines.append(f"lab       labgrid place {rig.place.name} at {rig.place.coordinator}, released at the end")
         lines.append(f"firmware  version {dut.firmware_version}")
         if dut.deployed is not None:
             lines.append(f"deploy    over SSH: {dut.deployed.line()}")
@@ -105,6 +107,7 @@ def render_summary(rig: RigSession, wall_s: float) -> Summary:
         "url": dut.url if dut else None,
         "firmware_version": dut.firmware_version if dut else None,
         "deploy": dut.deployed.line() if dut and dut.deployed else None,
+        "lg_place": rig.place.name if rig.place else None,
         "bench_error": rig.bench_error,
         "bench_check": rig.check.as_dict() if rig.check else None,
         "flaky_tests": rig.flaky,

@@ -64,5 +64,13 @@ say "installing the rig and the reference firmware's requirements into $VENV"
 # pin factory (a gpiozero plugin, found by entry point) are installed here too.
 "$VENV/bin/python" -m pip install --quiet -e '.[sim,dev]' -r fixtures/firmware/requirements.txt \
   -e ./device_drivers/gpio/mockpins
+# labgrid (coordinator, exporter and client, for --lg-place and its tests) in an environment of its
+# own: installed beside the rig it would replace pyserial with its fork (pyserial-labgrid) and load
+# its pytest plugin into every run.
+LABGRID_VENV=${LABGRID_VENV:-.venv-labgrid}
+[[ -x $LABGRID_VENV/bin/python ]] || { say "creating $LABGRID_VENV"; "$PYTHON" -m venv "$LABGRID_VENV"; }
+say "installing labgrid into $LABGRID_VENV"
+"$LABGRID_VENV/bin/python" -m pip install --quiet --upgrade pip
+"$LABGRID_VENV/bin/python" -m pip install --quiet 'labgrid>=24'
 echo "$inputs" >"$stamp"
 say "ready"

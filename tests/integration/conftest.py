@@ -17,9 +17,12 @@ from typing import TextIO
 
 import pytest
 
+from rig import paths
+from rig.deploy import Deployer
 from rig.net import free_port
 from rig.procs import descendants
 from rig.pytest_plugin import in_ci
+from rig.ssh import SshSession
 from rig.sshd import LocalSshd, current_user
 from rig.virtual_pi import SimSettings, VirtualPi
 
@@ -109,6 +112,15 @@ def virtual_pi_factory(tmp_path: Path) -> Iterator:
     yield start
     for virtual_pi in started:
         virtual_pi.down()
+
+
+@pytest.fixture
+def deployed_pi(virtual_pi_factory) -> VirtualPi:
+    """A virtual Pi in the SSH form with the firmware deployed to it, as a bench Pi after ``rig deploy``."""
+    virtual_pi = virtual_pi_factory(form="ssh")
+    with SshSession(virtual_pi.ssh_target(), enroll_hint="rig sim up") as ssh:
+        Deployer(ssh, virtual_pi.deploy_target()).deploy(paths.FIRMWARE_DIR)
+    return virtual_pi
 
 
 class SshdUnderTest:

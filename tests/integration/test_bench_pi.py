@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from rig import paths
-from rig.deploy import Deployer
-from rig.ssh import SshSession
 from rig.virtual_pi import VirtualPi
 
 BENCH = """
@@ -52,14 +49,6 @@ def bench_file(folder: Path, virtual_pi: VirtualPi, known_hosts: str) -> Path:
         )
     )  # fmt: skip
     return path
-
-
-@pytest.fixture
-def deployed_pi(virtual_pi_factory) -> VirtualPi:
-    virtual_pi = virtual_pi_factory(form="ssh")
-    with SshSession(virtual_pi.ssh_target(), enroll_hint="rig sim up") as ssh:
-        Deployer(ssh, virtual_pi.deploy_target()).deploy(paths.FIRMWARE_DIR)
-    return virtual_pi
 
 
 def run(pytester: pytest.Pytester, bench: Path) -> pytest.RunResult:
