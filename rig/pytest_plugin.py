@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -221,9 +223,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
     except PlaceError as exc:
         pytest.exit(f"bench error: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
+    _interrupt_on_sigterm()
     record = {"place": name, "coordinator": rig.place.coordinator, "resources": resources, "tables": tables}
     (rig.artifacts / "lab-place.json").write_text(json.dumps(record, indent=2))
     _tell(config, f"rig: acquired labgrid place {name!r}: Pi at {rig.bench.ssh.host if rig.bench.ssh else '?'}")
+
+
+def _interrupt_on_sigterm() -> None:
+    """A cancelled CI job is sent SIGTERM, which would end Python without its cleanups: as an
+    interrupt instead, the run ends like Ctrl-C and gives the place back to the lab."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +56,7 @@ key_file = "{key}"
 
 PLACE_TESTS = """
 import subprocess
+import sys
 
 def test_the_place_is_the_bench(dut, bench):
     assert bench.name == "{place}" and bench.kind == "pi"
@@ -213,6 +217,29 @@ def test_a_place_left_acquired_by_a_killed_run_on_this_host_is_taken_over(
     assert "left acquired by a killed run" in output, output
     assert "1 passed" in output
     assert lab.holder() == "None"
+
+
+def test_a_cancelled_run_gives_the_place_back(tmp_path: Path, lab: Lab, deployed_pi: VirtualPi) -> None:
+    """CI cancels a job with SIGTERM: the run ends as if interrupted, and releases the place."""
+    run_place(lab, tmp_path, deployed_pi, "--co")  # writes the files; collects only
+    (tmp_path / "test_slow.py").write_text("import time\n\ndef test_slow(dut):\n    time.sleep(120)\n")
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-s", "test_slow.py"]
+    command += [f"--lg-place={PLACE}", f"--lg-coordinator={lab.coordinator}", "--bench=base.toml"]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=os.environ | {"RIG_LOCK_DIR": str(tmp_path / "locks")},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        LineReader(process).until("acquired labgrid place", timeout=60)
+        assert lab.holder() != "None"
+        time.sleep(3)  # into the test
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert lab.holder() == "None", "a cancelled run must release the place"
 
 
 def test_an_unreachable_coordinator_is_one_line(tmp_path: Path) -> None:
