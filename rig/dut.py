@@ -30,7 +30,7 @@ from device_drivers.serial import ConsoleError, SerialConsole
 
 from .bench import BenchConfig
 from .bench_remote import bench_deploy_target, bench_session
-from .deploy import Deployer, DeployError, DeployResult, ServiceControl
+from .deploy import Deployer, DeployError, DeployResult, Progress, ServiceControl
 from .health import wait_healthy
 from .ssh import SshError, SshSession
 from .virtual_pi import SimError, SimInfo, SimSettings, VirtualPi, resolve_form
@@ -282,8 +282,9 @@ def sim_settings(bench: BenchConfig) -> SimSettings:
     )
 
 
-def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
-    """Boot a fresh virtual Pi; in the SSH form the firmware reaches it only through a real deploy."""
+def start_sim(bench: BenchConfig, state_dir: Path, progress: Progress | None = None) -> Dut:
+    """Boot a fresh virtual Pi; in the SSH form the firmware reaches it only through a real deploy
+    (``progress`` is told of every file sent)."""
     virtual_pi = VirtualPi(state_dir, sim_settings(bench))
     # Each session boots a fresh virtual Pi: no library or player state leaks between runs.
     if virtual_pi.down() is not None:
@@ -301,7 +302,7 @@ def start_sim(bench: BenchConfig, state_dir: Path) -> Dut:
             ssh = SshSession(virtual_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=bench.dut.boot_timeout_s)
             ssh.connect()
             target = virtual_pi.deploy_target()
-            deployed, service = Deployer(ssh, target).deploy(bench.firmware.path), target.service
+            deployed, service = Deployer(ssh, target, progress).deploy(bench.firmware.path), target.service
         health = _health(info.url, bench.timeouts.http_s)
     except (BenchError, SshError, DeployError) as exc:
         if ssh is not None:

@@ -42,6 +42,7 @@ from .http import timeline_client
 from .inventory import load_inventory
 from .journal import JournalFollower, parse_line
 from .lab_place import DEFAULT_COORDINATOR, LabPlace, PlaceError, bench_for_place
+from .live_progress import LiveProgress
 from .manifest import build_manifest
 from .observer import Finding, WebSocketTestClient
 from .summary import Summary, count_outcomes, is_bench_error, render_summary
@@ -80,6 +81,7 @@ class RigSession:
     worker_summaries: list[dict[str, Any]] = field(default_factory=list)  # the controller's, from each worker
     place: LabPlace | None = None  # --lg-place: the labgrid place this run holds
     place_lock: BenchLock | None = None  # ... and this host's lock on it, taken first
+    live: LiveProgress | None = None  # the live panel, on an interactive terminal only
     _artifacts: Path | None = None
 
     @property
@@ -139,6 +141,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="do not retry a failed test when the bench check after it finds a bench error",
     )
     group.addoption(
+        "--no-live",
+        action="store_false",
+        dest="rig_live",
+        help="no live panel (running test, last events, deploy) on the terminal; CI never gets one",
+    )
+    group.addoption(
         "--no-wait", action="store_true", dest="rig_no_wait", help="fail at once when another run holds the bench"
     )
     group.addoption(
@@ -174,6 +182,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RIG] = rig
     config.pluginmanager.register(ResultRecorder(rig), "rig-results")
+    if LiveProgress.wanted(config, in_ci()):
+        rig.live = LiveProgress.open(config, lambda: rig.live_timeline)
+        config.pluginmanager.register(rig.live, "rig-live")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -245,6 +256,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     rig = config.stash.get(RIG, None)
     if rig is None:
         return
+    if rig.live is not None:
+        rig.live.close()
     if rig.place is not None:
         rig.place.release()
     if rig.place_lock is not None:
@@ -366,7 +379,8 @@ def _dut(
         elif running:
             device = attach_sim(Path(running), bench)
         elif bench.is_sim:
-            device = start_sim(bench, rig.artifacts / "virtual-pi")
+            _stage(rig, "booting the virtual Pi")
+            device = start_sim(bench, rig.artifacts / "virtual-pi", rig.live.deploy_progress if rig.live else None)
         else:
             device = attach_bench(bench)
     except BenchError as exc:
@@ -389,7 +403,9 @@ def _dut(
         # A console that does not open is the bench check's console part: it skips what needs it.
         with contextlib.suppress(BenchError):
             _open_console(rig, device)
+    _stage(rig, "checking the bench")
     rig.check = run_check(device)
+    _stage(rig, None)
     (rig.artifacts / "bench-check.json").write_text(json.dumps(rig.check.as_dict(), indent=2))
     record_testsuite_property(
         "bench_check", "ok" if rig.check.ok else "failed: " + ", ".join(p.part for p in rig.check.failed)
@@ -403,6 +419,12 @@ def _dut(
         if follower is not None:
             follower.stop()
         device.stop()
+
+
+def _stage(rig: RigSession, stage: str | None) -> None:
+    """What the session is doing between tests, on the live panel (when there is one)."""
+    if rig.live is not None:
+        rig.live.set_stage(stage)
 
 
 def _session_bench_error(rig: RigSession, reason: str, *, fail: bool) -> None:
