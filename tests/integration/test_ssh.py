@@ -49,6 +49,27 @@ def test_run_stream_and_timeout(sshd: SshdUnderTest) -> None:
         assert ssh.run("echo still usable").stdout == "still usable\n"
 
 
+def test_commands_share_one_remote_shell_without_leaking_into_each_other(sshd: SshdUnderTest) -> None:
+    """run() goes through one persistent shell: each command must still see a fresh one, and
+    give back exactly its own output and status."""
+    with session(sshd.target) as ssh:
+        assert ssh.run("printf 'no newline'").stdout == "no newline"
+        assert ssh.run("printf 'a\\nb\\n\\n'").stdout == "a\nb\n\n"
+        assert ssh.run("exit 7").exit_code == 7
+        assert ssh.run("cd / && export LEAK=1 && pwd").stdout == "/\n"
+        assert ssh.run("echo ${LEAK:-unset}").stdout == "unset\n"
+        broken = ssh.run("if then fi")
+        assert broken.exit_code == 2
+        assert "syntax error" in broken.stderr.lower()
+        assert ssh.run("cat").stdout == "", "stdin is /dev/null: a command that reads it does not hang"
+        subshells = {ssh.run("sh -c 'echo $PPID'").stdout for _ in range(3)}
+        assert len(subshells) == 3, "every command runs in a subshell of its own"
+        shells = {ssh.run("echo $$").stdout for _ in range(3)}
+        assert len(shells) == 1, f"one persistent shell runs them all, got {shells}"
+        big = ssh.run("head -c 300000 /dev/zero | tr '\\0' x")
+        assert big.stdout == "x" * 300_000
+
+
 def test_one_transport_with_nodelay(sshd: SshdUnderTest) -> None:
     with session(sshd.target) as ssh:
         for _ in range(5):

@@ -1,0 +1,1 @@
+"""Benchmarks of the rig (``make bench``): each script prints its figures as JSON and keeps them in results/."""

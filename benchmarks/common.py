@@ -1,0 +1,92 @@
+"""What every benchmark shares: a virtual Pi to measure against, percentiles, and the results file.
+
+These machines are shared and noisy, so every script measures the rig and the alternative a user
+would pick in the same run, and the figure that matters is their ratio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rig import paths
+from rig.deploy import Deployer
+from rig.ssh import SshSession
+from rig.virtual_pi import SimSettings, VirtualPi
+
+RESULTS = Path(__file__).resolve().parent / "results"
+log = logging.getLogger("benchmarks")
+
+
+def stats_ms(samples_s: list[float]) -> dict[str, float]:
+    """Median, p99 and the like of durations in seconds, in milliseconds."""
+    values = np.asarray(samples_s) * 1e3
+    return {
+        "n": len(values),
+        "p50_ms": round(float(np.percentile(values, 50)), 3),
+        "p99_ms": round(float(np.percentile(values, 99)), 3),
+        "min_ms": round(float(values.min()), 3),
+        "max_ms": round(float(values.max()), 3),
+    }
+
+
+def timed(samples: list[float]) -> contextlib.AbstractContextManager[None]:
+    """``with timed(samples): ...`` appends the block's duration (perf_counter, seconds)."""
+
+    @contextlib.contextmanager
+    def block() -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        samples.append(time.perf_counter() - started)
+
+    return block()
+
+
+@contextlib.contextmanager
+def virtual_pi(form: str = "ssh", *, deploy: bool = True, **settings: Any) -> Iterator[VirtualPi]:
+    """A fresh virtual Pi (the SSH form by default: an sshd on loopback, no root needed), with the
+    reference firmware deployed to it when ``deploy``; stopped afterwards."""
+    with tempfile.TemporaryDirectory(prefix="rig-bench-") as folder:
+        pi = VirtualPi(Path(folder) / "pi", SimSettings(form=form, **settings))
+        pi.up()
+        try:
+            if deploy and form != "local":
+                with SshSession(pi.ssh_target(), enroll_hint="rig sim up") as ssh:
+                    Deployer(ssh, pi.deploy_target()).deploy(paths.FIRMWARE_DIR)
+            yield pi
+        finally:
+            pi.down()
+
+
+def report(name: str, figures: dict[str, Any]) -> dict[str, Any]:
+    """Print the figures as JSON and keep them in ``results/NAME.json`` with where they were measured."""
+    record = {
+        "benchmark": name,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {"cpus": _cpus(), "python": platform.python_version(), "kernel": platform.release()},
+        **figures,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, indent=2)
+    (RESULTS / f"{name}.json").write_text(text + "\n")
+    print(text)  # the benchmark's output is its figures (CLI output)
+    return record
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
