@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 ARTIFACTS ?= artifacts/demo-$(STAMP)
 
-.PHONY: bootstrap demo test lint format clean
+.PHONY: bootstrap demo test bench lint format clean
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -18,6 +18,11 @@ demo: bootstrap
 ## The project's own tests: lint, unit, integration and the HIL suite against a virtual Pi.
 test: bootstrap lint
 	@$(PY) -m pytest tests -p no:cacheprovider -q --artifacts=artifacts/test --junitxml=artifacts/test/junit.xml
+
+## The benchmarks (benchmarks/): each prints its figures as JSON and keeps them in benchmarks/results/.
+BENCHMARKS := ssh_overhead deploy_speed boot_time
+bench: bootstrap
+	@for b in $(BENCHMARKS); do echo "== $$b"; $(PY) -m benchmarks.$$b || exit 1; done
 
 lint: bootstrap
 	@$(VENV)/bin/ruff check .
