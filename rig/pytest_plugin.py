@@ -170,11 +170,10 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     rig = RigSession(config)
     try:
-        if lg_place:
-            pass  # the place is acquired at session start, when the terminal can show a wait
-        elif inventory := config.getoption("rig_inventory"):
+        if inventory := config.getoption("rig_inventory"):
             _configure_inventory(config, rig, load_inventory(Path(inventory)))
-        elif bench_file := config.getoption("rig_bench"):
+        # With --lg-place, --bench is the lab's base file: read with the place, at session start.
+        elif (bench_file := config.getoption("rig_bench")) and not lg_place:
             rig.bench = load_bench(Path(bench_file))
         if contract := config.getoption("rig_contract"):
             rig.validator = ContractValidator(Path(contract))
