@@ -69,6 +69,12 @@ def labgrid_client() -> Path:
     return candidate
 
 
+def holder_in(why: str) -> str:
+    """HOST/USER from labgrid-client's "Place P is already acquired by HOST/USER. To work ..."
+    (HOST may be a dotted name)."""
+    return why.split("already acquired by", 1)[1].split()[0].rstrip(".")
+
+
 class LabPlace:
     """A labgrid place: acquire, read its resources as bench tables, release."""
 
@@ -125,7 +131,7 @@ class LabPlace:
                 continue
             if "already acquired by" not in why:
                 raise PlaceError(f"labgrid place {self.name!r}: {why}")
-            holder = why.split("already acquired by", 1)[1].split(".", 1)[0].strip()
+            holder = holder_in(why)
             if not wait or time.monotonic() >= deadline:
                 waited = f" (waited {timeout:.0f} s)" if wait else ""
                 raise PlaceBusy(f"labgrid place {self.name!r} is acquired by {holder}{waited}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rig.bench import BenchFileError
-from rig.lab_place import PlaceError, bench_for_place, tables_from_resources
+from rig.lab_place import PlaceError, bench_for_place, holder_in, tables_from_resources
 
 SERVICE = {("NetworkService", "NetworkService"): {"address": "10.0.0.7", "username": "musicbox", "port": 2222}}
 
@@ -67,3 +67,8 @@ def test_a_bad_resource_value_names_the_place_and_the_table(tmp_path: Path) -> N
     with pytest.raises(BenchFileError) as error:
         bench_for_place("shelf-3", tables, base)
     assert str(error.value).startswith(f"labgrid place 'shelf-3' over {base}: [gpio.lines.next] dut_pin: expected")
+
+
+def test_the_holder_is_read_from_labgrids_refusal_even_with_a_dotted_host() -> None:
+    why = "Place shelf-3 is already acquired by ci-2.lab.example/runner. To work simultaneously, runner can execute"
+    assert holder_in(why) == "ci-2.lab.example/runner"
