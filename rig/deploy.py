@@ -216,7 +216,7 @@ class Deployer:
         made (the partial release, an unfinished environment) is removed: on a full disk it is
         exactly the space the running firmware may need."""
         reason = str(exc) or type(exc).__name__
-        if not self.ssh.connected:
+        if self.ssh.lost():
             return f"the connection to {self.ssh.where} was lost ({reason})"
         try:
             self.ssh.run("rm -rf " + " ".join(self._q(path) for path in leftovers), timeout=60)

@@ -145,6 +145,15 @@ class SshSession:
     def connected(self) -> bool:
         return self._transport is not None and self._transport.is_active()
 
+    def lost(self, within: float = 0.5) -> bool:
+        """Whether the connection is gone, after a failure seen on one of its channels. paramiko's
+        transport thread closes the channels (which is what the caller saw fail) a moment before it
+        marks itself inactive, so this waits up to ``within`` for it to make up its mind."""
+        deadline = time.monotonic() + within
+        while self.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self.connected
+
     def connect(self) -> None:
         """Connect, retrying with backoff within the boot timeout; host key and login are checked once."""
         deadline = time.monotonic() + self.boot_timeout_s
