@@ -20,9 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from rig import paths
-from rig.deploy import Deployer
-from rig.ssh import SshSession
 from rig.virtual_pi import SimSettings, VirtualPi
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -62,8 +59,7 @@ def virtual_pi(form: str = "ssh", *, deploy: bool = True, **settings: Any) -> It
         pi.up()
         try:
             if deploy and form != "local":
-                with SshSession(pi.ssh_target(), enroll_hint="rig sim up") as ssh:
-                    Deployer(ssh, pi.deploy_target()).deploy(paths.FIRMWARE_DIR)
+                pi.deploy()
             yield pi
         finally:
             pi.down()

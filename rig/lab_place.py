@@ -53,10 +53,6 @@ class PlaceError(Exception):
     """The place cannot be used; ``str()`` is the one-line explanation."""
 
 
-class PlaceBusy(PlaceError):
-    """Another run holds the place and the caller would not wait (longer)."""
-
-
 def labgrid_client() -> Path:
     """``$RIG_LABGRID_CLIENT``, else labgrid-client on PATH, else the one the bootstrap installed."""
     chosen = os.environ.get("RIG_LABGRID_CLIENT") or shutil.which("labgrid-client")
@@ -134,7 +130,7 @@ class LabPlace:
             holder = holder_in(why)
             if not wait or time.monotonic() >= deadline:
                 waited = f" (waited {timeout:.0f} s)" if wait else ""
-                raise PlaceBusy(f"labgrid place {self.name!r} is acquired by {holder}{waited}")
+                raise PlaceError(f"labgrid place {self.name!r} is acquired by {holder}{waited}")
             if on_wait is not None and not told:
                 on_wait(holder)
                 told = True

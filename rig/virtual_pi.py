@@ -30,13 +30,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from . import paths
-from .deploy import DeployTarget, supervisor_service
+from .deploy import Deployer, DeployResult, DeployTarget, supervisor_service
 from .fixture_audio import FixtureLibrary
 from .health import wait_healthy
 from .net import free_port
 from .netns import Namespace, NamespaceError
 from .pi_account import PI_HOME, PI_USER, AccountError, ensure_account
 from .procs import descendants, process_alive
+from .ssh import SshSession
 from .sshd import LocalSshd, SshdError, SshTarget, current_user
 
 log = logging.getLogger(__name__)
@@ -397,6 +398,7 @@ class VirtualPi:
         """Stop everything ``up`` started; returns what was stopped, None if nothing ran."""
         info = self.info()
         if info is None:
+            self._stop_orphan_supervisor()
             self._stop_devices()
             self._remove_namespace()
             self._remove_card()
@@ -554,6 +556,11 @@ class VirtualPi:
     def ssh_target(self) -> SshTarget:
         info = self._ssh_info()
         return SshTarget(info.ssh_host, info.ssh_port, info.ssh_user, Path(info.ssh_key), Path(info.known_hosts))
+
+    def deploy(self, firmware: Path = paths.FIRMWARE_DIR) -> DeployResult:
+        """Put ``firmware`` on this virtual Pi as on a bench Pi: one real deploy over its sshd."""
+        with SshSession(self.ssh_target(), enroll_hint="rig sim up") as ssh:
+            return Deployer(ssh, self.deploy_target()).deploy(firmware)
 
     def deploy_target(self) -> DeployTarget:
         info = self._ssh_info()
@@ -753,6 +760,17 @@ class VirtualPi:
             account = ensure_account()
             self._give_to_pi(self.music_dir, account.pw_uid, account.pw_gid)
         return written
+
+    def _stop_orphan_supervisor(self) -> None:
+        """A supervisord of this state folder without a state file (a boot cut short, a state file
+        lost): found by its own pidfile, and stopped like any other."""
+        try:
+            pid = int((self.state_dir / "supervisord.pid").read_text().strip())
+        except (OSError, ValueError):
+            return
+        if process_alive(pid) and str(self.conf_file) in _cmdline(pid):
+            log.warning("stopping supervisord %s of %s, which had no state file", pid, self.state_dir)
+            self._stop_pid(pid)
 
     def _stop_pid(self, pid: int, timeout: float = 15.0) -> None:
         """SIGTERM our supervisord (it stops the firmware first), SIGKILL its group if it hangs."""

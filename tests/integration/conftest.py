@@ -17,14 +17,12 @@ from typing import TextIO
 
 import pytest
 
-from rig import paths
-from rig.deploy import Deployer
 from rig.net import free_port
 from rig.procs import descendants
-from rig.pytest_plugin import in_ci
-from rig.ssh import SshSession
 from rig.sshd import LocalSshd, current_user
 from rig.virtual_pi import SimSettings, VirtualPi
+
+from ..conftest import unavailable
 
 RIG = Path(sys.executable).parent / "rig"
 
@@ -32,9 +30,7 @@ RIG = Path(sys.executable).parent / "rig"
 def require_root() -> None:
     """The namespace virtual Pi needs root: skipped as a user, a failure under CI (which runs as root)."""
     if os.geteuid() != 0:
-        if in_ci():
-            pytest.fail("the namespace virtual Pi needs root, and CI runs as root", pytrace=False)
-        pytest.skip("the namespace virtual Pi needs root")
+        unavailable("the namespace virtual Pi needs root")
 
 
 def inner_pytest(
@@ -118,8 +114,7 @@ def virtual_pi_factory(tmp_path: Path) -> Iterator:
 def deployed_pi(virtual_pi_factory) -> VirtualPi:
     """A virtual Pi in the SSH form with the firmware deployed to it, as a bench Pi after ``rig deploy``."""
     virtual_pi = virtual_pi_factory(form="ssh")
-    with SshSession(virtual_pi.ssh_target(), enroll_hint="rig sim up") as ssh:
-        Deployer(ssh, virtual_pi.deploy_target()).deploy(paths.FIRMWARE_DIR)
+    virtual_pi.deploy()
     return virtual_pi
 
 

@@ -16,11 +16,8 @@ from pathlib import Path
 import pytest
 
 from device_drivers.nfc.field_service import RemoteField
-from rig import paths
 from rig.bench_check import PART_GATES
-from rig.deploy import Deployer
 from rig.report import render_report
-from rig.ssh import SshSession
 from rig.virtual_pi import SimSettings, VirtualPi
 
 from .conftest import inner_pytest, require_root, run_rig
@@ -75,8 +72,7 @@ def pi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualPi]:
     virtual_pi = VirtualPi(tmp_path_factory.mktemp("checked") / "pi", SimSettings(form="netns"))
     virtual_pi.up()
     try:
-        with SshSession(virtual_pi.ssh_target(), enroll_hint="rig sim up") as ssh:
-            Deployer(ssh, virtual_pi.deploy_target()).deploy(paths.FIRMWARE_DIR)
+        virtual_pi.deploy()
         yield virtual_pi
     finally:
         virtual_pi.down()

@@ -22,9 +22,9 @@ import pytest
 
 from rig.lab_place import PlaceError, labgrid_client
 from rig.net import free_port
-from rig.pytest_plugin import in_ci
 from rig.virtual_pi import VirtualPi
 
+from ..conftest import unavailable
 from .conftest import LineReader, inner_pytest
 
 PLACE = "lab-bench-1"
@@ -80,9 +80,7 @@ def labgrid_bin() -> Path:
     try:
         return labgrid_client().parent
     except PlaceError as exc:
-        if in_ci():
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
+        unavailable(str(exc))
 
 
 @dataclass

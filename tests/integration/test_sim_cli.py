@@ -202,3 +202,13 @@ def test_say_and_listen_by_hand(cli_sim: tuple[str, dict[str, Any]], tmp_path: P
     unknown = run_rig("say", "command-dance", "--state-dir", state)
     assert unknown.returncode == 2
     assert unknown.stderr.startswith("rig: no clip or WAV file 'command-dance'; known clips: "), unknown.stderr
+
+
+def test_down_stops_a_supervisor_whose_state_file_is_gone(virtual_pi_factory) -> None:
+    """``down`` stops everything ``up`` started, even when the state file that records it is lost."""
+    virtual_pi = virtual_pi_factory()
+    info = virtual_pi.info()
+    assert info is not None
+    virtual_pi.state_file.unlink()
+    assert virtual_pi.down() is None
+    assert not pid_alive(info.supervisor_pid), "the supervisord found by its pidfile must be stopped"

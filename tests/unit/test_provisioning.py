@@ -11,7 +11,8 @@ import pytest
 
 from rig import paths
 from rig.deploy import systemd_service
-from rig.pytest_plugin import in_ci
+
+from ..conftest import unavailable
 
 SCRIPT = paths.PROJECT_ROOT / "deploy" / "provision-pi.sh"
 
@@ -20,9 +21,7 @@ def checker(tool: str) -> str:
     """The tool that reads the rendered file; the bootstrap installs it, so under CI it must be there."""
     found = shutil.which(tool)
     if found is None:
-        if in_ci():
-            pytest.fail(f"{tool} is missing; the bootstrap installs it (APT_PACKAGES)", pytrace=False)
-        pytest.skip(f"{tool} is not installed here")
+        unavailable(f"{tool} is not installed here (the bootstrap's APT_PACKAGES has it)")
     return found
 
 
