@@ -21,6 +21,7 @@ import numpy as np
 
 from rig import paths
 from rig.deploy import Deployer
+from rig.hash_cache import HashCache
 from rig.ssh import SshSession
 from rig.virtual_pi import SimInfo
 
@@ -28,7 +29,8 @@ from .common import report, setup_logging, virtual_pi
 
 FILES = 500
 TOTAL_BYTES = 50 * 1024 * 1024
-REPEATS = 3  # no-op and one-file runs are short: their median over a few
+REPEATS = 5  # no-op and one-file runs are short: their median over a few
+FULL_REPEATS = 3
 
 
 def make_tree(folder: Path) -> Path:
@@ -62,23 +64,22 @@ def timed_run(command: list[str]) -> float:
 
 
 def rig_deploys(pi: Any, tree: Path) -> dict[str, Any]:
-    """First deploy of the tree, a no-op redeploy, one changed file: total and without the restart."""
-    figures: dict[str, Any] = {}
+    """First deploys of the tree (the environment already built), no-op redeploys, one changed
+    file: each the median of REPEATS, in total and without the service restart."""
     with SshSession(pi.ssh_target(), enroll_hint="rig sim up") as ssh:
-        deployer = Deployer(ssh, pi.deploy_target())
-        deployer.deploy(paths.FIRMWARE_DIR)  # the environment, once: not part of any figure
+        Deployer(ssh, pi.deploy_target()).deploy(paths.FIRMWARE_DIR)  # the environment, once
         restarts: list[float] = []
-        restart = deployer.restart_and_wait
 
-        def timed_restart() -> float:
-            started = time.perf_counter()
-            seconds = restart()
-            restarts.append(time.perf_counter() - started)
-            return seconds
+        def once(deployer: Deployer) -> tuple[float, float, int]:
+            restart = deployer.restart_and_wait
 
-        deployer.restart_and_wait = timed_restart  # type: ignore[method-assign]
+            def timed_restart() -> float:
+                started = time.perf_counter()
+                seconds = restart()
+                restarts.append(time.perf_counter() - started)
+                return seconds
 
-        def once() -> tuple[float, float, int]:
+            deployer.restart_and_wait = timed_restart  # type: ignore[method-assign]
             before = len(restarts)
             started = time.perf_counter()
             result = deployer.deploy(tree)
@@ -86,19 +87,30 @@ def rig_deploys(pi: Any, tree: Path) -> dict[str, Any]:
             restart_s = restarts[-1] if len(restarts) > before else 0.0
             return total, total - restart_s, result.bytes_sent
 
-        total, files_only, sent = once()
-        figures["full"] = {"total_s": round(total, 3), "without_restart_s": round(files_only, 3), "bytes": sent}
-        noop = [once() for _ in range(REPEATS)]
-        figures["noop"] = {"total_s": round(float(np.median([n[0] for n in noop])), 3)}
+        full = []
+        for _ in range(FULL_REPEATS):
+            root = pi.deploy_target().root
+            ssh.run(f"rm -rf {root}/releases {root}/current", timeout=60).check()
+            HashCache(tree).path.unlink(missing_ok=True)
+            full.append(once(Deployer(ssh, pi.deploy_target())))  # a first deploy: nothing on the Pi, no hash kept
+        deployer = Deployer(ssh, pi.deploy_target())
+        noop = [once(deployer) for _ in range(REPEATS)]
         one = []
         for index in range(REPEATS):
             (tree / "payload" / "d00" / "f000.bin").write_bytes(os.urandom(4096 + index))
-            one.append(once())
-        figures["one_file"] = {
-            "total_s": round(float(np.median([o[0] for o in one])), 3),
-            "without_restart_s": round(float(np.median([o[1] for o in one])), 3),
-        }
-    return figures
+            one.append(once(deployer))
+    return {
+        "full": {**_medians(full), "bytes": full[0][2]},
+        "noop": _medians(noop),
+        "one_file": _medians(one),
+    }
+
+
+def _medians(runs: list[tuple[float, float, int]]) -> dict[str, float]:
+    return {
+        "total_s": round(float(np.median([r[0] for r in runs])), 3),
+        "without_restart_s": round(float(np.median([r[1] for r in runs])), 3),
+    }
 
 
 def alternatives(info: SimInfo, tree: Path, folder: Path) -> dict[str, Any]:
@@ -111,23 +123,26 @@ def alternatives(info: SimInfo, tree: Path, folder: Path) -> dict[str, Any]:
         ["ssh", *options, login, f"rm -rf {remote} && mkdir -p {remote}"], check=True, capture_output=True, timeout=60
     )
     rsync = ["rsync", "-a", "-e", " ".join(["ssh", *options]), f"{tree}/", f"{login}:{remote}/rsync/"]
-    full_rsync = timed_run(rsync)
+    scp = ["scp", "-q", "-r", *[o if o != "-p" else "-P" for o in options], str(tree), f"{login}:{remote}/scp"]
+    full_rsync, full_scp = [], []
+    for _ in range(FULL_REPEATS):
+        subprocess.run(["ssh", *options, login, f"rm -rf {remote}/*"], check=True, capture_output=True, timeout=60)
+        full_rsync.append(timed_run(rsync))
+        full_scp.append(timed_run(scp))
     noop_rsync = float(np.median([timed_run(rsync) for _ in range(REPEATS)]))
     one_rsync = []
     for index in range(REPEATS):
         (tree / "payload" / "d00" / "f000.bin").write_bytes(os.urandom(8192 + index))
         one_rsync.append(timed_run(rsync))
-    scp = ["scp", "-q", "-r", *[o if o != "-p" else "-P" for o in options], str(tree), f"{login}:{remote}/scp"]
-    full_scp = timed_run(scp)
     subprocess.run(["ssh", *options, login, f"rm -rf {remote}"], capture_output=True, timeout=60, check=False)
     subprocess.run(["ssh", *options, "-O", "exit", login], capture_output=True, timeout=30, check=False)
     return {
         "rsync": {
-            "full_s": round(full_rsync, 3),
+            "full_s": round(float(np.median(full_rsync)), 3),
             "noop_s": round(noop_rsync, 3),
             "one_file_s": round(float(np.median(one_rsync)), 3),
         },
-        "scp": {"full_s": round(full_scp, 3)},
+        "scp": {"full_s": round(float(np.median(full_scp)), 3)},
     }
 
 

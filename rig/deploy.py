@@ -9,18 +9,22 @@ Layout on the Pi, under the deploy root:
     data/                  the firmware's data, kept across releases
 
 A new release starts as hard links of the current one (``cp -al``), so unchanged files cost
-nothing; changed files are uploaded beside their target and renamed over it, which replaces the
-link instead of writing through it into the old release. Until the switch, the old release keeps
-running untouched, so a broken upload (link down, disk full) leaves the Pi as it was.
+nothing; changed files travel as one tar stream on one channel, unpacked by the Pi's tar with
+``--unlink-first``, which replaces each link instead of writing through it into the old release.
+Until the switch, the old release keeps running untouched, so a broken upload (link down, disk
+full) leaves the Pi as it was.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import os
 import shlex
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,7 +36,7 @@ import paramiko
 from . import paths
 from .health import wait_healthy
 from .manifest import MANIFEST_NAME, Manifest, Plan, build_manifest, plan
-from .ssh import SshError, SshSession
+from .ssh import ChannelWriter, SshError, SshSession
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +131,26 @@ def environment_hash(firmware: Path, extra_packages: tuple[Path, ...] = ()) -> s
     return digest.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class PiState:
+    current: str | None  # the running release
+    venv_ready: bool  # the environment of these requirements is built
+    free_kib: int | None  # free space under the deploy root (None: df said nothing usable)
+
+
+def _free_kib(df_line: str) -> int | None:
+    """The free KiB of one line of ``df -Pk`` output."""
+    fields = df_line.split()
+    return int(fields[3]) if len(fields) > 3 and fields[3].isdigit() else None
+
+
 class Deployer:
     def __init__(self, ssh: SshSession, target: DeployTarget, progress: Progress | None = None) -> None:
         self.ssh = ssh
         self.target = target
         self.progress = progress
         self.root = target.root.rstrip("/")
+        self._deployed: tuple[str, Manifest] | None = None  # (release, its manifest)
 
     def _sh(self, command: str, timeout: float = 60.0) -> str:
         return self.ssh.run(command, timeout=timeout).check().stdout
@@ -141,12 +159,20 @@ class Deployer:
         return shlex.quote("/".join([self.root, *parts]))
 
     # -- state on the Pi ---------------------------------------------------------------------
-    def deployed_manifest(self) -> Manifest | None:
+    def deployed_manifest(self, release: str | None) -> Manifest | None:
+        """The manifest of a release on the Pi. A finished release never changes, so the last one
+        read or deployed is kept: a redeploy then costs no read of it."""
+        if release is None:
+            return None
+        if self._deployed is not None and self._deployed[0] == release:
+            return self._deployed[1]
         try:
-            with self.ssh.sftp().open(f"{self.root}/current/{MANIFEST_NAME}") as stream:
-                return Manifest.from_json(stream.read().decode())
+            with self.ssh.sftp().open(f"{self.root}/releases/{release}/{MANIFEST_NAME}") as stream:
+                manifest = Manifest.from_json(stream.read().decode())
         except FileNotFoundError:
             return None
+        self._deployed = (release, manifest)
+        return manifest
 
     def current_release(self) -> str | None:
         result = self.ssh.run(f"readlink {self._q('current')}")
@@ -158,58 +184,55 @@ class Deployer:
 
     def plan(self, firmware: Path) -> tuple[Manifest, Plan]:
         local = build_manifest(firmware)
-        return local, plan(local, self.deployed_manifest())
+        return local, plan(local, self.deployed_manifest(self.current_release()))
+
+    def _state(self, req_hash: str) -> PiState:
+        """What a deploy needs to know of the Pi, in one round trip: a redeploy of one file is
+        otherwise mostly waiting on round trips."""
+        out = self._sh(
+            f'echo "current=$(readlink {self._q("current")})"; '
+            f"test -f {self._q('venvs', req_hash, '.rig-complete')} && echo venv=ready; "
+            f'echo "df=$(df -Pk {self._q()} 2>/dev/null | tail -n 1)"'
+        )
+        said = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        current = said.get("current", "").rsplit("/", 1)[-1] or None
+        return PiState(current, said.get("venv") == "ready", _free_kib(said.get("df", "")))
 
     # -- deploy ------------------------------------------------------------------------------
     def deploy(self, firmware: Path) -> DeployResult:
         started = time.monotonic()
         req_hash = environment_hash(firmware, self.target.extra_packages)
-        local, changes = self.plan(firmware)
-        venv_ready = self._venv_ready(req_hash)
-        current = self.current_release()
-        if changes.empty and venv_ready and current is not None:
+        state = self._state(req_hash)
+        local = build_manifest(firmware)
+        changes = plan(local, self.deployed_manifest(state.current))
+        current = state.current
+        if changes.empty and state.venv_ready and current is not None:
             return DeployResult(current, 0, 0, 0, time.monotonic() - started, False)
 
         release = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + local.tree_hash[:8]
         partial = f"releases/{release}.partial"
-        self._check_space(sum(local.files[f].size for f in changes.upload()))
-        try:
-            self._sh(
-                f"mkdir -p {self._q('releases')} {self._q('venvs')} {self._q('data')} && "
-                f"rm -rf {self._q('releases')}/*.partial && "  # what a broken deploy left
-                f"if [ -d {self._q('current')}/ ]; "
-                f"then cp -al {self._q('current')}/. {self._q(partial)}; else mkdir {self._q(partial)}; fi"
-            )
-            self._remove(partial, changes.removed)
-            sent = self._upload(firmware, partial, changes.upload(), local)
-            venv_built = False if venv_ready else self._build_venv(firmware, req_hash)
-            self._finish_release(partial, release, local, req_hash)
-        except (SshError, OSError, EOFError, paramiko.SSHException) as exc:
+        needed = sum(local.files[f].size for f in changes.upload()) // 1024 + 1
+        if state.free_kib is not None and state.free_kib < needed:
             raise DeployError(
-                f"deploy of release {release} failed before the switch: "
-                f"{self._explain(exc, [partial] if venv_ready else [partial, f'venvs/{req_hash}'])}. "
+                f"the Pi's disk is full: {state.free_kib} KiB free under {self.root}, the upload needs {needed} KiB"
+            )
+        try:
+            sent = self._upload(firmware, partial, changes, local)
+            venv_built = False if state.venv_ready else self._build_venv(firmware, req_hash)
+            self._finish_release(partial, release, req_hash)
+        except (SshError, OSError, EOFError, paramiko.SSHException) as exc:
+            leftovers = [partial] if state.venv_ready else [partial, f"venvs/{req_hash}"]
+            raise DeployError(
+                f"deploy of release {release} failed before the switch: {self._explain(exc, leftovers)}. "
                 f"The running release ({current or 'none'}) is untouched; deploy again when the cause is fixed"
             ) from exc
+        self._deployed = (release, local)
         self._switch(release)
         self.restart_and_wait()
         self._prune(keep={release, current})
         return DeployResult(
             release, len(changes.upload()), sent, len(changes.removed), time.monotonic() - started, venv_built
         )
-
-    def _free_kib(self) -> int | None:
-        result = self.ssh.run(f"df -Pk {self._q()} | tail -n 1", timeout=15)
-        fields = result.stdout.split()
-        return int(fields[3]) if result.ok and len(fields) > 3 and fields[3].isdigit() else None
-
-    def _check_space(self, upload_bytes: int) -> None:
-        """Refuse before the upload when the Pi's disk cannot hold what is about to be sent."""
-        free = self._free_kib()
-        needed = upload_bytes // 1024 + 1
-        if free is not None and free < needed:
-            raise DeployError(
-                f"the Pi's disk is full: {free} KiB free under {self.root}, the upload needs {needed} KiB"
-            )
 
     def _explain(self, exc: BaseException, leftovers: list[str]) -> str:
         """One line on why the deploy broke. When the Pi is still reachable, what the deploy half
@@ -220,37 +243,55 @@ class Deployer:
             return f"the connection to {self.ssh.where} was lost ({reason})"
         try:
             self.ssh.run("rm -rf " + " ".join(self._q(path) for path in leftovers), timeout=60)
-            free = self._free_kib()
+            free = _free_kib(self.ssh.run(f"df -Pk {self._q()} | tail -n 1", timeout=15).stdout)
         except SshError:
             return reason
         if free is not None and free < 1024:
             return f"the Pi's disk is full ({free} KiB free under {self.root}): {reason}"
         return reason
 
-    def _remove(self, partial: str, removed: list[str]) -> None:
-        if removed:
-            paths = " ".join(self._q(partial, p) for p in removed)
-            self._sh(f"rm -f {paths}")
-
-    def _upload(self, firmware: Path, partial: str, files: list[str], local: Manifest) -> int:
-        if not files:
-            return 0
-        parents = sorted({str(Path(f).parent) for f in files if str(Path(f).parent) != "."})
-        if parents:
-            self._sh("mkdir -p " + " ".join(self._q(partial, p) for p in parents))
-        sftp = self.ssh.sftp()
+    def _upload(self, firmware: Path, partial: str, changes: Plan, local: Manifest) -> int:
+        """Make the partial release (hard links of the running one, less the removed files) and
+        send the changed files into it as one tar stream, the new manifest last, all on one channel:
+        per-file SFTP cost five round trips a file (open, write, stat, chmod, rename), which made
+        a 500-file deploy half as fast as scp. The manifest is a hard link of the running
+        release's, replaced like every other file, so the running release keeps describing itself.
+        A stream cut short leaves a truncated file only in the partial release, which no deploy
+        ever switches to or reuses."""
+        files = changes.upload()
         total = sum(local.files[f].size for f in files)
         sent = 0
-        for done, name in enumerate(files, start=1):
-            # The rename replaces a hard link of the running release, never writes through it.
-            self._put_whole(sftp, firmware / name, f"{self.root}/{partial}/{name}", local.files[name].mode)
-            sent += local.files[name].size
-            if self.progress is not None:
-                self.progress(name, done, len(files), sent, total)
-        return sent
 
-    def _venv_ready(self, req_hash: str) -> bool:
-        return self.ssh.run(f"test -f {self._q('venvs', req_hash, '.rig-complete')}").ok
+        def write(stdin: ChannelWriter) -> None:
+            nonlocal sent
+            with tarfile.open(fileobj=stdin, mode="w", format=tarfile.PAX_FORMAT, copybufsize=1 << 20) as archive:
+                for done, name in enumerate(files, start=1):
+                    entry = local.files[name]
+                    with (firmware / name).open("rb") as stream:
+                        info = tarfile.TarInfo(name)
+                        info.size, info.mode = entry.size, entry.mode
+                        info.mtime = int(os.fstat(stream.fileno()).st_mtime)  # a float would cost a pax header each
+                        archive.addfile(info, stream)
+                    sent += entry.size
+                    if self.progress is not None:
+                        self.progress(name, done, len(files), sent, total)
+                manifest = local.to_json().encode()
+                info = tarfile.TarInfo(MANIFEST_NAME)
+                info.size, info.mode, info.mtime = len(manifest), 0o644, int(time.time())
+                archive.addfile(info, io.BytesIO(manifest))
+            stdin.flush()
+
+        prepare = (
+            f"mkdir -p {self._q('releases')} {self._q('venvs')} {self._q('data')} && "
+            f"rm -rf {self._q('releases')}/*.partial && "  # what a broken deploy left
+            f"if [ -d {self._q('current')}/ ]; "
+            f"then cp -al {self._q('current')}/. {self._q(partial)}; else mkdir {self._q(partial)}; fi"
+        )
+        if changes.removed:
+            prepare += " && rm -f " + " ".join(self._q(partial, p) for p in changes.removed)
+        unpack = f"tar -x -f - -p --no-same-owner --unlink-first -C {self._q(partial)}"
+        self.ssh.run_with_input(f"{prepare} && {unpack}", write, timeout=120 + total / 1e6).check()
+        return sent
 
     def _build_venv(self, firmware: Path, req_hash: str) -> bool:
         venv = self._q("venvs", req_hash)
@@ -360,14 +401,7 @@ class Deployer:
                 wheel.replace(cache / wheel.name)
         (cache / ".complete").touch()
 
-    def _finish_release(self, partial: str, release: str, local: Manifest, req_hash: str) -> None:
-        # The manifest is a hard link of the running release's: written beside it and renamed over
-        # it, like every uploaded file, so the running release keeps describing itself.
-        manifest = f"{self.root}/{partial}/{MANIFEST_NAME}"
-        sftp = self.ssh.sftp()
-        with sftp.open(manifest + ".rig-upload", "w") as stream:
-            stream.write(local.to_json())
-        sftp.posix_rename(manifest + ".rig-upload", manifest)
+    def _finish_release(self, partial: str, release: str, req_hash: str) -> None:
         self._sh(
             f"ln -sfn ../../venvs/{req_hash} {self._q(partial, '.venv')} && "
             f"mv -T {self._q(partial)} {self._q('releases', release)}"

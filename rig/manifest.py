@@ -1,7 +1,9 @@
 """Content-hash manifests of a firmware tree, and the difference between two of them.
 
 Deploys send only what changed, so the manifest must say exactly what a tree is: every file's
-sha256, size and mode, with build litter (bytecode, VCS folders, local data) left out.
+sha256, size and mode, with build litter (bytecode, VCS folders, local data) left out. Hashes of
+files unchanged since the last walk come from the hash cache (hash_cache.py), so a walk of an
+unchanged tree reads no file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from .hash_cache import HashCache
 
 MANIFEST_NAME = ".rig-manifest.json"
 IGNORED_DIRS = frozenset({"__pycache__", ".git", ".venv", "data", ".pytest_cache", ".ruff_cache"})
@@ -47,29 +51,28 @@ class Manifest:
         return cls({path: FileEntry(**entry) for path, entry in body["files"].items()})
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_manifest(root: Path) -> Manifest:
-    """Walk ``root``; symlinks are refused, since a deploy must not copy what lies outside the tree."""
+    """Walk ``root``; symlinks are refused, since a deploy must not copy what lies outside the tree.
+    Plain strings rather than Path objects: a redeploy walks the whole tree, and pathlib's parsing
+    was most of the cost of a walk whose hashes all come from the cache."""
     files: dict[str, FileEntry] = {}
-    for folder, dirs, names in os.walk(root):
+    hashes = HashCache(root)
+    top = os.fspath(root)
+    for folder, dirs, names in os.walk(top):
         dirs[:] = sorted(d for d in dirs if d not in IGNORED_DIRS)
+        prefix = os.path.relpath(folder, top).replace(os.sep, "/") + "/"
         for name in sorted(names):
-            path = Path(folder) / name
-            relative = path.relative_to(root).as_posix()
             if name == MANIFEST_NAME or name.endswith(IGNORED_SUFFIXES):
                 continue
-            info = path.lstat()
+            path = os.path.join(folder, name)
+            relative = name if prefix == "./" else prefix + name
+            info = os.lstat(path)
             if stat.S_ISLNK(info.st_mode):
                 raise ValueError(f"{relative}: symlinks are not deployed; copy the file into the tree")
             if stat.S_ISREG(info.st_mode):
-                files[relative] = FileEntry(_sha256(path), info.st_size, stat.S_IMODE(info.st_mode))
+                digest = hashes.sha256(relative, path, info)
+                files[relative] = FileEntry(digest, info.st_size, stat.S_IMODE(info.st_mode))
+    hashes.save()
     return Manifest(files)
 
 

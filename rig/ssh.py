@@ -9,6 +9,7 @@ Why each choice:
   refusing them, and TCP alone would retry for a quarter of an hour; with unacknowledged data
   (an upload, a keepalive) older than the I/O timeout the kernel drops the connection, every
   waiting call fails at once with "connection lost", and the next command reconnects.
+- AES-GCM first (AEAD_CIPHERS): a deploy's bytes are encrypted and authenticated in one pass.
 - Host keys are pinned in the bench's known_hosts and checked before any secret is sent; an
   unknown or changed key is refused with both fingerprints and the command that fixes it.
 - Connection retries with backoff until the boot timeout, because a Pi that is booting refuses
@@ -57,6 +58,9 @@ log = logging.getLogger(__name__)
 logging.getLogger("paramiko").setLevel(logging.WARNING)  # its DEBUG output is noise, never needed here
 
 BACKOFF_START_S, BACKOFF_MAX_S = 0.2, 2.0
+# Offered first: one AES-GCM pass per packet instead of AES-CTR and then HMAC-SHA256, which was a
+# tenth of a 50 MB deploy's time. Every OpenSSH since 6.2 accepts them; others fall back to CTR.
+AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -179,6 +183,8 @@ class SshSession:
     def _connect_once(self) -> None:
         sock = _open_socket(self.target.host, self.target.port, self.connect_timeout_s, self.io_timeout_s)
         transport = paramiko.Transport(sock)
+        options = transport.get_security_options()
+        options.ciphers = (*AEAD_CIPHERS, *(c for c in options.ciphers if c not in AEAD_CIPHERS))
         try:
             transport.start_client(timeout=self.connect_timeout_s)
             self._verify_host_key(transport.get_remote_server_key())
@@ -365,6 +371,38 @@ class SshSession:
             channel.close()
         return CommandResult(command, code, out.text(), err.text(), time.monotonic() - started)
 
+    def run_with_input(
+        self, command: str, write: Callable[[ChannelWriter], object], *, timeout: float = 600.0
+    ) -> CommandResult:
+        """Run a command with what ``write`` writes as its standard input: a deploy's tar stream.
+
+        One channel carries every byte, so a tree of many files costs no round trip per file. A
+        write that stalls for the I/O timeout (the Pi stopped reading) fails; when the command
+        exits before taking all its input (tar refusing the target folder), its exit status and
+        stderr are returned rather than the broken pipe."""
+        started = time.monotonic()
+        channel = self._channel(timeout)
+        channel.settimeout(self.io_timeout_s)
+        try:
+            channel.exec_command(command)
+            try:
+                write(ChannelWriter(channel))
+                channel.shutdown_write()
+            except OSError:
+                if not channel.status_event.wait(2.0):
+                    raise
+            if not channel.status_event.wait(max(0.0, started + timeout - time.monotonic())):
+                raise CommandTimeout(f"{command!r} on {self.where} still running after {timeout:g} s", "", "")
+            code = channel.recv_exit_status()
+            out, err = _drain(channel.recv), _drain(channel.recv_stderr)
+        except TimeoutError as exc:
+            raise CommandTimeout(
+                f"{command!r} on {self.where} took no input for {self.io_timeout_s:g} s", "", ""
+            ) from exc
+        finally:
+            channel.close()
+        return CommandResult(command, code, out, err, time.monotonic() - started)
+
     # -- files -----------------------------------------------------------------------------
     def sftp(self) -> paramiko.SFTPClient:
         with self._lock:
@@ -378,3 +416,38 @@ class SshSession:
         """A socket option of the live connection (tests check TCP_NODELAY with it)."""
         assert self._transport is not None
         return int(self._transport.sock.getsockopt(level, option))  # type: ignore[union-attr]
+
+
+class ChannelWriter:
+    """A channel's stdin as the binary file ``tarfile`` writes to: buffered into large sends (the
+    transport splits them into packets), with ``tell`` because tarfile asks for its position."""
+
+    BUFFER = 256 * 1024
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+        self._buffer = bytearray()
+        self._written = 0
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        self._written += len(data)
+        if len(self._buffer) >= self.BUFFER:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._channel.sendall(bytes(self._buffer))
+            self._buffer.clear()
+
+    def tell(self) -> int:
+        return self._written
+
+
+def _drain(receive: Callable[[int], bytes]) -> str:
+    """What is left of one output stream of a command that has exited."""
+    chunks = []
+    while chunk := receive(65536):
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")

@@ -68,12 +68,18 @@ def test_deploy_cycle_through_the_cli(tmp_path: Path, firmware: Path) -> None:
         assert again.stdout.startswith("nothing to deploy: release ")
         assert ": 0 files (0 bytes) sent, 0 removed" in again.stdout
 
+        original = build_manifest(firmware).files["musicbox/__main__.py"].sha256
         (firmware / "musicbox" / "__main__.py").write_text(
             (firmware / "musicbox" / "__main__.py").read_text() + "\n# edited\n"
         )
         (firmware / "NOTES.txt").write_text("bench notes\n")
         changed = run_rig("deploy", "--firmware", str(firmware), "--state-dir", state)
         assert ": 2 files (" in changed.stdout, changed.stdout + changed.stderr
+        first_release = first.stdout.split()[2].rstrip(":")
+        kept = f"{info['deploy_root']}/releases/{first_release}/musicbox/__main__.py"
+        assert run_rig("ssh", "--state-dir", state, "--", f"sha256sum {kept}").stdout.split()[0] == original, (
+            "the new release replaced its hard link of the file; it did not write through into the old release"
+        )
         (firmware / "NOTES.txt").unlink()
         removed = run_rig("deploy", "--firmware", str(firmware), "--state-dir", state)
         assert ": 0 files (0 bytes) sent, 1 removed" in removed.stdout

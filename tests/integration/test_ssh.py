@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import socket
 import subprocess
 import time
@@ -76,6 +78,8 @@ def test_one_transport_with_nodelay(sshd: SshdUnderTest) -> None:
             ssh.run("true").check()
         assert ssh.reconnects == 0, "every command shares the session's one transport"
         assert ssh.socket_option(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert ssh._transport is not None
+        assert ssh._transport.local_cipher == "aes128-gcm@openssh.com", "AEAD first: no separate HMAC pass"
 
 
 def test_sftp_round_trip(sshd: SshdUnderTest, tmp_path: Path) -> None:
@@ -88,6 +92,28 @@ def test_sftp_round_trip(sshd: SshdUnderTest, tmp_path: Path) -> None:
             ssh.run(f"sha256sum {remote}").stdout.split()[0]
             == subprocess.run(["sha256sum", str(source)], capture_output=True, text=True, check=True).stdout.split()[0]
         )
+
+
+def test_run_with_input_streams_a_large_stdin(sshd: SshdUnderTest) -> None:
+    """The deploy's tar stream: every byte arrives; a command that exits early reports its own
+    error, not a broken pipe; a command that stops reading ends in the I/O timeout."""
+    payload = os.urandom(3_000_000)
+
+    def feed(stdin) -> None:
+        for start in range(0, len(payload), 100_000):
+            stdin.write(payload[start : start + 100_000])
+        stdin.flush()
+
+    with session(sshd.target, io_timeout_s=1.0) as ssh:
+        received = ssh.run_with_input("sha256sum", feed)
+        assert received.stdout.split()[0] == hashlib.sha256(payload).hexdigest()
+        refused = ssh.run_with_input("echo 'tar: no such folder' >&2; exit 2", feed)
+        assert (refused.exit_code, refused.stderr) == (2, "tar: no such folder\n")
+        started = time.monotonic()
+        with pytest.raises(CommandTimeout, match=r"'sleep 30' on .* took no input for 1 s"):
+            ssh.run_with_input("sleep 30", lambda stdin: [feed(stdin) for _ in range(5)])
+        assert time.monotonic() - started < 10
+        assert ssh.run("echo still usable").stdout == "still usable\n"
 
 
 def test_unknown_host_key_is_refused(sshd: SshdUnderTest, tmp_path: Path) -> None:
