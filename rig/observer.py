@@ -1,7 +1,8 @@
 """The observer: a Socket.IO client with the seed suite's ``WebSocketTestClient`` API.
 
 What it adds for HIL work on firmware that breaks its own contract:
-- every event is validated against the contract as it arrives;
+- every event is validated against the contract as it arrives (just after a waiting test has
+  had its turn, so the check is not part of the latency it measures);
 - an event whose ``event_id`` was already seen is dropped and its repeat counted;
 - a state event whose ``server_seq`` is not above the last one is recorded with both values;
 - every event is stamped on the test's timeline;
@@ -97,6 +98,8 @@ class WebSocketTestClient:
         self.default_timeout = default_timeout
         self.transports = list(transports)
         self.captured_events: list[CapturedEvent] = []
+        self._by_type: dict[str, list[CapturedEvent]] = {}  # what a wait scans: only its own event type
+        self._unchecked: list[tuple[str, Any]] = []  # arrived, not yet checked against the contract
         self.repeats: Counter[str] = Counter()
         self.repeat_types: dict[str, str] = {}
         self.violations: list[str] = []
@@ -188,12 +191,29 @@ class WebSocketTestClient:
 
     # -- arrival ---------------------------------------------------------------------------
     async def _on_any(self, event: str, data: Any = None) -> None:
-        self.ingest(event, data)
+        self.ingest(event, data, check=False)
         async with self._arrived:
             self._arrived.notify_all()
+        # The waiting test runs first; the contract check (a quarter of a millisecond of
+        # jsonschema) follows, so it is not part of the latency the test measures.
+        await asyncio.sleep(0)
+        self.check_pending()
 
-    def ingest(self, event: str, data: Any) -> CapturedEvent | None:
-        """Take one received event through de-duplication, checks and the timeline."""
+    def check_pending(self) -> None:
+        """Check every event that arrived but has not been checked against the contract yet."""
+        unchecked, self._unchecked = self._unchecked, []
+        if self.validator is None:
+            return
+        for event, data in unchecked:
+            problems = self.validator.check_event(event, data)
+            if event not in self.validator.events:
+                self.undeclared[event] += 1
+            elif problems and self.auto_validate:
+                self.violations.extend(problems)
+
+    def ingest(self, event: str, data: Any, *, check: bool = True) -> CapturedEvent | None:
+        """Take one received event through de-duplication, checks and the timeline (the contract
+        check waits for ``check_pending`` when ``check`` is false)."""
         captured = CapturedEvent(event, data, time.time(), time.monotonic_ns(), next(self._index))
         event_id = captured.event_id
         detail: dict[str, Any] = {"seq": captured.server_seq, "event_id": event_id, "data": data}
@@ -205,14 +225,12 @@ class WebSocketTestClient:
         if event_id is not None:
             self._seen_ids.add(event_id)
         self.timeline.record("event", self.name, event, **detail)
-        if self.validator is not None:
-            problems = self.validator.check_event(event, data)
-            if event not in self.validator.events:
-                self.undeclared[event] += 1
-            elif problems and self.auto_validate:
-                self.violations.extend(problems)
+        self._unchecked.append((event, data))
+        if check:
+            self.check_pending()
         self._check_seq(captured)
         self.captured_events.append(captured)
+        self._by_type.setdefault(event, []).append(captured)
         for callback in self._callbacks.get(event, []) + self._callbacks.get("*", []):
             try:
                 callback(captured)
@@ -276,8 +294,8 @@ class WebSocketTestClient:
 
     # -- waiting ---------------------------------------------------------------------------
     def _first_match(self, event: str, predicate: Predicate | None) -> CapturedEvent | None:
-        for captured in self.captured_events:
-            if captured.consumed or captured.event_type != event:
+        for captured in self._by_type.get(event, ()):
+            if captured.consumed:
                 continue
             if predicate is None or predicate(captured):
                 return captured
@@ -294,7 +312,10 @@ class WebSocketTestClient:
                 if remaining <= 0:
                     raise EventTimeout(self._timeout_message(event, timeout, predicate))
                 try:
-                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                    # asyncio.timeout, not wait_for: no task of its own, so an arrival wakes this
+                    # wait in the arriving event's own turn of the loop
+                    async with asyncio.timeout(remaining):
+                        await self._arrived.wait()
                 except TimeoutError:
                     continue
         found.consumed = True
@@ -333,6 +354,7 @@ class WebSocketTestClient:
 
     def clear_events(self) -> None:
         self.captured_events.clear()
+        self._by_type.clear()
         self._last_state = None
 
     def register_callback(self, event: str, callback: Callable[[CapturedEvent], Any]) -> None:
@@ -356,6 +378,7 @@ class WebSocketTestClient:
 
     def findings(self) -> list[Finding]:
         """Every contract defect this client saw."""
+        self.check_pending()
         found = [Finding(kind_of(v), v) for v in self.violations]
         if self.repeats:
             total = sum(self.repeats.values())

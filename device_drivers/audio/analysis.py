@@ -119,6 +119,15 @@ def tone_onset(
     return None
 
 
+def speech_end_s(x: Signal, sample_rate: int) -> float:
+    """Where the words of a spoken clip end: the end of its last 20 ms frame within 20 dB of the
+    loudest (the moment a listener could act on the command)."""
+    frame = sample_rate // 50
+    levels = [dbfs(x[i : i + frame]) for i in range(0, len(x) - frame + 1, frame)]
+    loud = [i for i, level in enumerate(levels) if level > max(levels) - 20]
+    return (loud[-1] + 1) * frame / sample_rate
+
+
 def tone_present(x: Signal, sample_rate: int, frequency: float, min_ratio: float = 0.5) -> bool:
     return not is_silent(x) and tone_power_ratio(x, sample_rate, frequency) >= min_ratio
 

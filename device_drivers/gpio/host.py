@@ -38,6 +38,7 @@ class GpiozeroBackend:
     def drive(self, line: Line, level: int) -> None:
         device = self._device(line, output=True)
         device.on() if level else device.off()
+        return None  # the Pi's side of the wire cannot be seen from here
 
     def sense(self, line: Line) -> int:
         return int(self._device(line, output=False).value)

@@ -47,8 +47,10 @@ class MockPinsBackend:
             self._sock.close()
         self._sock = self._stream = None
 
-    def drive(self, line: Line, level: int) -> None:
-        self._ask({"op": "drive", "pin": line.dut_pin, "level": level})
+    def drive(self, line: Line, level: int) -> float:
+        """The firmware's gpiozero callbacks have run when this returns: the answer's ``t`` is the
+        virtual Pi's monotonic clock (this machine's) just after them."""
+        return float(self._ask({"op": "drive", "pin": line.dut_pin, "level": level})["t"])
 
     def sense(self, line: Line) -> int:
         return int(self._ask({"op": "read", "pin": line.dut_pin})["level"])

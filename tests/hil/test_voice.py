@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
-import numpy as np
 import pytest
 
 from device_drivers.audio import AudioPort, analysis
@@ -48,14 +47,6 @@ CASES = {
     "volume up": Case(1, False, "state:volume_changed", lambda e, p: e.payload["volume"] == 60),
     "volume down": Case(1, False, "state:volume_changed", lambda e, p: e.payload["volume"] == 40),
 }
-
-
-def speech_end_s(samples: np.ndarray, rate: int) -> float:
-    """Where the words end in a clip: the end of its last 20 ms frame within 20 dB of the loudest."""
-    frame = rate // 50
-    levels = [analysis.dbfs(samples[i : i + frame]) for i in range(0, len(samples) - frame + 1, frame)]
-    loud = [i for i, level in enumerate(levels) if level > max(levels) - 20]
-    return (loud[-1] + 1) * frame / rate
 
 
 def long_tones(library: list[LibraryPlaylist]) -> LibraryPlaylist:
@@ -100,7 +91,7 @@ async def test_spoken_command_acts(
     shown = await websocket_client.wait_for_event(
         case.event, predicate=lambda e: case.shows(e, playlist), timeout=REPLY_TIMEOUT_S
     )
-    speech_end_ns = said.mono_ns + int(speech_end_s(samples, rate) * 1e9)
+    speech_end_ns = said.mono_ns + int(analysis.speech_end_s(samples, rate) * 1e9)
     timeline.measure("speech_end_to_broadcast", (shown.mono_ns - speech_end_ns) / 1e6, "ms", limit=SPOKEN_LIMIT_MS)
     assert segment.message["sample_rate"] == 16000
     assert segment.message["duration_ms"] > 300, segment.message

@@ -179,3 +179,20 @@ def test_audio_websocket_messages_are_checked(validator: ContractValidator) -> N
     chunk = {"type": "audio_chunk", "data": "AAA="}
     assert validator.check_ws_message("/ws/audio", "client_to_server", chunk) == []
     assert "is not declared" in validator.check_ws_message("/ws/chat", "server_to_client", ack)[0]
+
+
+def test_every_observer_of_a_broadcast_gets_one_verdict_and_a_changed_payload_a_new_one(monkeypatch) -> None:
+    """500 observers of one broadcast cost one jsonschema pass; the same event_id with another
+    payload (a firmware that reuses ids) is checked again, never waved through."""
+    fresh = ContractValidator(paths.DEFAULT_CONTRACT)
+    passes: list[str] = []
+    check = fresh._check_event
+    monkeypatch.setattr(fresh, "_check_event", lambda event, payload: passes.append(event) or check(event, payload))
+    sent = envelope("state:player", player(), event_id="broadcast-1")
+    copies = [json.loads(json.dumps(sent)) for _ in range(3)]  # each observer decodes its own copy
+    assert [fresh.check_event("state:player", c) for c in copies] == [[], [], []]
+    assert len(passes) == 1
+    reused = envelope("state:player", player(position_ms="12"), event_id="broadcast-1")
+    problems = fresh.check_event("state:player", reused)
+    assert len(passes) == 2
+    assert "at $.data.position_ms" in problems[0]

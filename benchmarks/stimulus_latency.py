@@ -1,0 +1,280 @@
+"""Figure 3: stimulus → broadcast latency on a virtual Pi, split at the firmware's own timestamp.
+
+A virtual Pi shares this machine's clocks, so four readings per stimulus can be compared:
+
+- S, the rig's stamp of the stimulus (a press: just before the pin is driven; a tap: once the tag
+  lies on the antenna; a spoken command: when its words end);
+- F, the ``timestamp`` the firmware put in the envelope of the ``state:player`` it caused: when it
+  acted (``nfc_association_state`` carries no timestamp of its own);
+- R, when the rig's observer (contract check and timeline included) handed the event to the
+  waiting code;
+- B, when a bare python-socketio client in a process of its own received the same event.
+
+S→R is what a test measures; S→F is the stimulus path plus the firmware's own work; F→R against
+F→B, and R−B event by event, are what the rig's observer adds to a bare client.
+
+    python -m benchmarks.stimulus_latency [--presses 200] [--taps 200] [--spoken 16]
+
+Spoken commands take about 2 s each (the words, the detector's hangover, decoding), so 200 of
+them do not fit in the 2 minutes a benchmark may take: 16 by default, and their p99 is their
+maximum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from device_drivers.audio import analysis
+from device_drivers.gpio import Gpio, PinBackend
+from device_drivers.gpio.wiring import Line
+from device_drivers.nfc import Nfc
+from device_drivers.nfc.tags import TagShelf
+from rig import paths
+from rig.audio_clips import command_clip
+from rig.contract import ContractValidator
+from rig.dut import Dut
+from rig.observer import CapturedEvent, WebSocketTestClient
+from rig.timeline import Entry, Timeline
+
+from .bare_observer import BareObservers
+from .common import local_dut, report, setup_logging, stats_ms
+
+log = logging.getLogger("benchmarks.stimulus_latency")
+DEBOUNCE_S = 0.4  # the firmware's 300 ms debounce per button, counted from when it saw the edge
+TAP_DWELL_S = 0.15
+
+
+@dataclasses.dataclass
+class Sample:
+    """One stimulus: its readings in wall-clock seconds (S, F, R) and the event's id."""
+
+    stimulus: float
+    firmware: float
+    rig: float
+    event_id: str
+    extra: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def wall(entry: Entry) -> float:
+    """A timeline stamp (monotonic) as wall-clock time: both clocks are this machine's."""
+    return time.time() - (time.monotonic_ns() - entry.mono_ns) / 1e9
+
+
+@dataclasses.dataclass
+class Bench:
+    dut: Dut
+    http: httpx.AsyncClient
+    observer: WebSocketTestClient
+    timeline: Timeline
+
+    async def until(self, stimulus: Callable[[], Any], predicate: Callable[[CapturedEvent], bool]) -> Sample:
+        """Apply the stimulus (in a thread: the drivers block) and wait for its state:player."""
+        mark = len(self.observer.captured_events)
+
+        async def handed_over() -> tuple[CapturedEvent, float]:
+            event = await self.observer.wait_for_event(
+                "state:player", predicate=lambda e: e.index >= mark and predicate(e), timeout=5.0
+            )
+            return event, time.time()  # R: the stimulus thread may still be releasing the button
+
+        waiting = asyncio.create_task(handed_over())
+        stamp = await asyncio.to_thread(stimulus)
+        event, arrived = await waiting
+        return Sample(wall(stamp), float(event.data["timestamp"]), arrived, str(event.event_id))
+
+
+class EdgeClock:
+    """The pin backend, keeping the time the firmware's callbacks had run for each edge (the
+    mock pins answer a drive with it): it splits a press into the rig's part and the firmware's."""
+
+    def __init__(self, backend: PinBackend) -> None:
+        self.backend = backend
+        self.seen: list[float] = []
+
+    def drive(self, line: Line, level: int) -> float | None:
+        seen = self.backend.drive(line, level)
+        if seen is not None:
+            self.seen.append(time.time() - (time.monotonic() - seen))
+        return seen
+
+    def sense(self, line: Line) -> int:
+        return self.backend.sense(line)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+async def presses(bench: Bench, count: int) -> list[Sample]:
+    """next, previous, next...: each starts another track, so each press gives one state:player."""
+    edges = EdgeClock(bench.dut.gpio_backend())
+    gpio = Gpio(edges, bench.dut.bench.gpio.wiring, stamp=_stamp(bench.timeline, "gpio"))
+    tracks = await _start_playlist(bench, minimum_tracks=2)
+    samples: list[Sample] = []
+    last: dict[str, float] = {}
+    try:
+        for number in range(count):
+            button, track = ("next", tracks[1]) if number % 2 == 0 else ("previous", tracks[0])
+            await asyncio.sleep(max(0.0, last.get(button, 0.0) + DEBOUNCE_S - time.monotonic()))
+            last[button] = time.monotonic()
+            sample = await bench.until(
+                lambda b=button: gpio.press(b, 0.02), lambda e, t=track: e.payload["active_track_id"] == t
+            )
+            pressed = edges.seen[-2]  # the press edge; the release is the last
+            sample.extra["stimulus_to_edge_seen"] = pressed - sample.stimulus
+            sample.extra["edge_seen_to_firmware_acted"] = sample.firmware - pressed
+            samples.append(sample)
+    finally:
+        gpio.close()
+    return samples
+
+
+async def taps(bench: Bench, count: int) -> list[Sample]:
+    """Two tags owned by two playlists, tapped in turn while one plays: each tap switches to the
+    other playlist (state:player), then says ``activated`` (nfc_association_state)."""
+    nfc = Nfc(bench.dut.nfc_backend(), TagShelf(bench.dut.bench.nfc.tags), stamp=_stamp(bench.timeline, "nfc"))
+    playlists = [p for p in (await bench.http.get("/api/playlists")).json()["data"]["playlists"] if p["track_count"]]
+    pairs = [("red", playlists[0]["id"]), ("blue", playlists[1]["id"])]
+    for tag, playlist in pairs:
+        response = await bench.http.post(
+            "/api/nfc/associate", json={"playlist_id": playlist, "tag_id": nfc.tag(tag).tag_id}
+        )
+        response.raise_for_status()
+    # The first tap must switch playlists too: a tap of the playing playlist's tag changes nothing.
+    status = (await bench.http.get("/api/player/status")).json()["data"]
+    if status["active_playlist_id"] == pairs[0][1]:
+        pairs.reverse()
+    samples: list[Sample] = []
+    try:
+        for number in range(count):
+            tag, playlist = pairs[number % 2]
+            tag_id, mark = nfc.tag(tag).tag_id, len(bench.observer.captured_events)
+            sample = await bench.until(
+                lambda t=tag: nfc.tap(t, TAP_DWELL_S), lambda e, p=playlist: e.payload["active_playlist_id"] == p
+            )
+            activated = await bench.observer.wait_for_event(
+                "nfc_association_state",
+                predicate=lambda e, t=tag_id, m=mark: e.index >= m and e.payload.get("tag_id") == t,
+                timeout=5.0,
+            )
+            sample.extra["tap_to_nfc_association_state"] = activated.timestamp - sample.stimulus
+            samples.append(sample)
+    finally:
+        nfc.close()
+    return samples
+
+
+async def spoken(bench: Bench, count: int) -> list[Sample]:
+    """ "next track", "previous track"... into the microphone: each moves the playing playlist's
+    track. The stimulus is the moment the words end: no listener can act before."""
+    audio = bench.dut.audio_port(None, stamp=_stamp(bench.timeline, "audio"))
+    tracks = await _start_playlist(bench, minimum_tracks=2)
+    words = {text: command_clip(text).load() for text in ("next track", "previous track")}
+    samples: list[Sample] = []
+    for number in range(count):
+        text, track = ("next track", tracks[1]) if number % 2 == 0 else ("previous track", tracks[0])
+        clip, rate = words[text]
+        spoken_for = analysis.speech_end_s(clip, rate)
+        sample = await bench.until(
+            lambda c=clip, r=rate, t=text: audio.play(c, r, t), lambda e, t=track: e.payload["active_track_id"] == t
+        )
+        sample.stimulus += spoken_for  # from the first sample to the end of the words
+        samples.append(sample)
+    return samples
+
+
+def _stamp(timeline: Timeline, source: str) -> Callable[[str, dict[str, Any]], Entry]:
+    return lambda name, detail: timeline.record("stimulus", source, name, **detail)
+
+
+async def _start_playlist(bench: Bench, minimum_tracks: int) -> list[str]:
+    for playlist in (await bench.http.get("/api/playlists")).json()["data"]["playlists"]:
+        if playlist["track_count"] >= minimum_tracks:
+            detail = (await bench.http.get(f"/api/playlists/{playlist['id']}")).json()["data"]
+            response = await bench.http.post(f"/api/playlists/{playlist['id']}/start", json={"track_number": 1})
+            response.raise_for_status()
+            await bench.observer.wait_for_event("state:player", predicate=lambda e: e.payload["is_playing"] is True)
+            return [track["id"] for track in detail["tracks"]]
+    raise RuntimeError(f"the fixture library has no playlist of {minimum_tracks} tracks")
+
+
+def figures(samples: list[Sample], bare: dict[str, float]) -> dict[str, Any]:
+    """The latency split of one kind of stimulus (milliseconds)."""
+    seen = [s for s in samples if s.event_id in bare]
+    out: dict[str, Any] = {
+        "stimulus_to_rig": stats_ms([s.rig - s.stimulus for s in samples]),
+        "stimulus_to_firmware_acted": stats_ms([s.firmware - s.stimulus for s in samples]),
+        "firmware_to_rig": stats_ms([s.rig - s.firmware for s in samples]),
+        "firmware_to_bare_client": stats_ms([bare[s.event_id] - s.firmware for s in seen]),
+        "rig_overhead_over_bare_client": stats_ms([s.rig - bare[s.event_id] for s in seen]),
+    }
+    for name in samples[0].extra if samples else []:
+        out[name] = stats_ms([s.extra[name] for s in samples])
+    return out
+
+
+async def measure(
+    dut: Dut, runs: list[tuple[str, Callable[[Bench, int], Awaitable[list[Sample]]], int]]
+) -> dict[str, Any]:
+    bare_clients = BareObservers(dut.url, 1, ["state:player"])
+    timeline = Timeline("stimulus-latency")
+    validator = ContractValidator(dut.bench.firmware.contract or paths.DEFAULT_CONTRACT)
+    observer = WebSocketTestClient(dut.url, validator, timeline=timeline, name="rig", default_timeout=5.0)
+    await observer.connect()
+    results: dict[str, list[Sample]] = {}
+    try:
+        async with httpx.AsyncClient(base_url=dut.url, timeout=10.0) as http:
+            bench = Bench(dut, http, observer, timeline)
+            for name, run, count in runs:
+                if count:
+                    started = time.monotonic()
+                    results[name] = await run(bench, count)
+                    log.warning("%s: %d stimuli in %.1f s", name, count, time.monotonic() - started)
+    finally:
+        await observer.disconnect()
+    bare = {record[3]: record[4] for record in bare_clients.records()}
+    if problems := [finding.message for finding in observer.findings()]:
+        raise RuntimeError(f"the firmware broke its contract during the benchmark: {problems[:3]}")
+    return {name: {"stimuli": len(samples), **figures(samples, bare)} for name, samples in results.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presses", type=int, default=200)
+    parser.add_argument("--taps", type=int, default=200)
+    parser.add_argument("--spoken", type=int, default=16, help="about 2 s each: 200 would take 7 minutes")
+    args = parser.parse_args()
+    setup_logging()
+    with tempfile.TemporaryDirectory(prefix="rig-latency-") as folder:
+        dut = local_dut(Path(folder) / "pi")
+        try:
+            runs = [("press", presses, args.presses), ("tap", taps, args.taps), ("spoken", spoken, args.spoken)]
+            measured = asyncio.run(measure(dut, runs))
+        finally:
+            dut.stop()
+    press, tap = measured.get("press", {}), measured.get("tap", {})
+    report(
+        "stimulus_latency",
+        {
+            "virtual_pi_form": "local",
+            **measured,
+            "targets": {
+                "rig_overhead_p99_ms <= 1": press.get("rig_overhead_over_bare_client", {}).get("p99_ms"),
+                "press_to_broadcast_p99_ms <= 20": press.get("stimulus_to_rig", {}).get("p99_ms"),
+                "tap_to_event_p99_ms <= 300": tap.get("tap_to_nfc_association_state", {}).get("p99_ms"),
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
