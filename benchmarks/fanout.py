@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 
-from rig import paths
 from rig.contract import ContractValidator
 from rig.dut import Dut
 from rig.observer import WebSocketTestClient
@@ -47,7 +46,7 @@ async def volume_changes(url: str, events: int) -> None:
 
 async def rig_observers(dut: Dut, count: int, events: int) -> list[list[Any]]:
     """[observer, server_seq, firmware timestamp, arrival] of every event every observer took."""
-    validator = ContractValidator(dut.bench.firmware.contract or paths.DEFAULT_CONTRACT)
+    validator = ContractValidator(dut.bench.firmware.contract)
     clients = [
         WebSocketTestClient(dut.url, validator, timeline=Timeline(f"fan{n}"), name=f"fan{n}", default_timeout=30.0)
         for n in range(count)

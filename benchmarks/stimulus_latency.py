@@ -39,7 +39,6 @@ from device_drivers.gpio import Gpio, PinBackend
 from device_drivers.gpio.wiring import Line
 from device_drivers.nfc import Nfc
 from device_drivers.nfc.tags import TagShelf
-from rig import paths
 from rig.audio_clips import command_clip
 from rig.contract import ContractValidator
 from rig.dut import Dut
@@ -227,7 +226,7 @@ async def measure(
 ) -> dict[str, Any]:
     bare_clients = BareObservers(dut.url, 1, ["state:player"])
     timeline = Timeline("stimulus-latency")
-    validator = ContractValidator(dut.bench.firmware.contract or paths.DEFAULT_CONTRACT)
+    validator = ContractValidator(dut.bench.firmware.contract)
     observer = WebSocketTestClient(dut.url, validator, timeline=timeline, name="rig", default_timeout=5.0)
     await observer.connect()
     results: dict[str, list[Sample]] = {}
