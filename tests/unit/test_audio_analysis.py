@@ -56,6 +56,17 @@ def test_tone_presence() -> None:
     assert not analysis.tone_present(np.zeros(1000), RATE, 523.25)
 
 
+def test_a_short_tone_in_a_long_recording_is_present(rng: np.random.Generator) -> None:
+    """A listener polling a growing recording may first look when it is ten times the tone's
+    length (a busy machine, a late audio block): the tone must not be diluted by the rest."""
+    tone = analysis.sine(1000.0, 0.3, RATE)
+    recording = analysis.add_noise(np.concatenate([np.zeros(RATE), tone, np.zeros(2 * RATE)]), 30.0, rng)
+    assert analysis.tone_present(recording, RATE, 1000.0)
+    assert not analysis.tone_present(recording, RATE, 1200.0)
+    click = np.concatenate([np.zeros(RATE), analysis.sine(1000.0, 0.02, RATE), np.zeros(RATE)])
+    assert not analysis.tone_present(click, RATE, 1000.0), "20 ms of it is a click, not a tone"
+
+
 @pytest.mark.parametrize("keys", ["1234", "*0#", "A5D9"])
 def test_dtmf_round_trip(keys: str, rng: np.random.Generator) -> None:
     signal = analysis.add_noise(analysis.dtmf_tone(keys, RATE), 20.0, rng)
