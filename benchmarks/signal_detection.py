@@ -2,7 +2,8 @@
 
 - Tone onset (``analysis.tone_onset``, what audio-out tests time a track's start with): a tone of
   random frequency (300-3000 Hz) after a random lead-in, white noise over all of it; the error
-  is the detected onset less the true one.
+  is the detected onset less the true one. Once with a 10 ms fade-in (the generated tracks'),
+  once starting hard.
 - DTMF (``analysis.decode_dtmf``): six random keys of 100 ms, 100 ms apart; a trial counts when
   the decoded keys are exactly the keys sent.
 - Spoken commands: the firmware's own recogniser (``musicbox.voice``: pocketsphinx, a JSGF
@@ -45,11 +46,11 @@ def noise_for(x: np.ndarray, signal_power: float, snr_db: float, rng: np.random.
     return x + rng.normal(0.0, math.sqrt(signal_power / 10 ** (snr_db / 10)), len(x))
 
 
-def tone_onsets(trials: int, snr_db: float, rng: np.random.Generator) -> dict[str, Any]:
+def tone_onsets(trials: int, snr_db: float, rng: np.random.Generator, fade_ms: float) -> dict[str, Any]:
     errors_ms, missed = [], 0
     for _ in range(trials):
         lead, frequency = rng.uniform(0.1, 0.4), float(rng.uniform(300, 3000))
-        tone = analysis.sine(frequency, 0.4, RATE, level=0.5)
+        tone = analysis.sine(frequency, 0.4, RATE, level=0.5, fade_ms=fade_ms)
         x = np.concatenate([np.zeros(round(lead * RATE)), tone, np.zeros(RATE // 10)])
         onset = analysis.tone_onset(noise_for(x, float(np.mean(np.square(tone))), snr_db, rng), RATE, frequency)
         if onset is None:
@@ -128,7 +129,8 @@ def main() -> None:
     by_snr: dict[str, Any] = {"clean": {"voice": voice(clips, None, rng)}}
     for snr in SNRS_DB:
         by_snr[f"{snr:g}_db"] = {
-            "tone_onset": tone_onsets(args.trials, snr, rng),
+            "tone_onset": tone_onsets(args.trials, snr, rng, fade_ms=10.0),
+            "tone_onset_hard_start": tone_onsets(args.trials, snr, rng, fade_ms=0.0),
             "dtmf": dtmf(args.trials, snr, rng),
             "voice": voice(clips, snr, rng),
         }
@@ -139,7 +141,11 @@ def main() -> None:
             "sample_rate_hz": RATE,
             "snr": by_snr,
             "targets": {
-                "onset_error_ms_p99_at_5_db <= 5": by_snr["5_db"]["tone_onset"]["error_ms_p99"],
+                "onset_error_ms_p99_worst <= 5": max(
+                    by_snr[f"{snr:g}_db"][kind]["error_ms_p99"]
+                    for snr in SNRS_DB
+                    for kind in ("tone_onset", "tone_onset_hard_start")
+                ),
                 "dtmf_rate_at_10_db >= 0.95": ten["dtmf"]["rate"],
                 "voice_rate_at_10_db >= 0.95": ten["voice"]["rate"],
             },
