@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rig import paths
+from rig import heap, paths
 from rig.bench import load_bench
 from rig.dut import Dut, start_sim
 from rig.virtual_pi import SimSettings, VirtualPi
@@ -73,7 +73,9 @@ def local_dut(state_dir: Path) -> Dut:
     """A booted virtual Pi of the local form, as the suite sees it: the firmware runs straight from
     the checkout, so a benchmark spends none of its two minutes on a deploy."""
     bench = load_bench(paths.SIM_BENCH)
-    return start_sim(dataclasses.replace(bench, sim=dataclasses.replace(bench.sim, form="local")), state_dir)
+    dut = start_sim(dataclasses.replace(bench, sim=dataclasses.replace(bench.sim, form="local")), state_dir)
+    heap.freeze_setup()  # as the rig's pytest plugin does once the tests are collected
+    return dut
 
 
 def report(name: str, figures: dict[str, Any]) -> dict[str, Any]:

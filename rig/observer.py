@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import socketio
@@ -62,11 +63,12 @@ class CapturedEvent:
     index: int
     consumed: bool = field(default=False, repr=False)
 
-    @property
+    # Cached: the observer reads both several times per arrival, 500 times over in a fan-out.
+    @cached_property
     def server_seq(self) -> int | None:
         return self.data.get("server_seq") if isinstance(self.data, dict) else None
 
-    @property
+    @cached_property
     def event_id(self) -> str | None:
         return self.data.get("event_id") if isinstance(self.data, dict) else None
 
@@ -109,6 +111,7 @@ class WebSocketTestClient:
         self._last_state: CapturedEvent | None = None
         self._callbacks: dict[str, list[Callable[[CapturedEvent], Any]]] = {}
         self._arrived = asyncio.Condition()
+        self._waiting = 0  # waits in progress: an arrival wakes them only when there are any
         self._index = itertools.count()
         self.sid: str | None = None
         self.joined: list[tuple[str, str | None]] = []  # (room, playlist_id), in join order
@@ -192,11 +195,14 @@ class WebSocketTestClient:
     # -- arrival ---------------------------------------------------------------------------
     async def _on_any(self, event: str, data: Any = None) -> None:
         self.ingest(event, data, check=False)
-        async with self._arrived:
-            self._arrived.notify_all()
-        # The waiting test runs first; the contract check (a quarter of a millisecond of
-        # jsonschema) follows, so it is not part of the latency the test measures.
-        await asyncio.sleep(0)
+        if self._waiting:
+            async with self._arrived:
+                self._arrived.notify_all()
+            # The waiting test runs first; the contract check (a quarter of a millisecond of
+            # jsonschema) follows, so it is not part of the latency the test measures.
+            await asyncio.sleep(0)
+        # With no wait to wake, nothing is taken or yielded: 500 observers in one process pay
+        # for each broadcast 500 times.
         self.check_pending()
 
     def check_pending(self) -> None:
@@ -231,7 +237,7 @@ class WebSocketTestClient:
         self._check_seq(captured)
         self.captured_events.append(captured)
         self._by_type.setdefault(event, []).append(captured)
-        for callback in self._callbacks.get(event, []) + self._callbacks.get("*", []):
+        for callback in (*self._callbacks.get(event, ()), *self._callbacks.get("*", ())):
             try:
                 callback(captured)
             except Exception:
@@ -306,18 +312,22 @@ class WebSocketTestClient:
     ) -> CapturedEvent:
         timeout = self.default_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        async with self._arrived:
-            while (found := self._first_match(event, predicate)) is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise EventTimeout(self._timeout_message(event, timeout, predicate))
-                try:
-                    # asyncio.timeout, not wait_for: no task of its own, so an arrival wakes this
-                    # wait in the arriving event's own turn of the loop
-                    async with asyncio.timeout(remaining):
-                        await self._arrived.wait()
-                except TimeoutError:
-                    continue
+        self._waiting += 1
+        try:
+            async with self._arrived:
+                while (found := self._first_match(event, predicate)) is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise EventTimeout(self._timeout_message(event, timeout, predicate))
+                    try:
+                        # asyncio.timeout, not wait_for: no task of its own, so an arrival wakes
+                        # this wait in the arriving event's own turn of the loop
+                        async with asyncio.timeout(remaining):
+                            await self._arrived.wait()
+                    except TimeoutError:
+                        continue
+        finally:
+            self._waiting -= 1
         found.consumed = True
         return found
 

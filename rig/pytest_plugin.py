@@ -31,7 +31,7 @@ from device_drivers.nfc import Nfc, TagShelf
 from device_drivers.power import Power
 from device_drivers.serial import SerialConsole
 
-from . import __version__, paths, spectrogram
+from . import __version__, heap, paths, spectrogram
 from .audio_socket import AudioSocket
 from .bench import BenchConfig, BenchFileError, load_bench
 from .bench_check import CheckReport, run_check
@@ -237,6 +237,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     record = {"place": name, "coordinator": rig.place.coordinator, "resources": resources, "tables": tables}
     (rig.artifacts / "lab-place.json").write_text(json.dumps(record, indent=2))
     _tell(config, f"rig: acquired labgrid place {name!r}: Pi at {rig.bench.ssh.host if rig.bench.ssh else '?'}")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Every test module is imported: the heap the whole run keeps leaves the collector's view."""
+    heap.freeze_setup()
 
 
 def _interrupt_on_sigterm() -> None:
