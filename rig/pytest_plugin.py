@@ -208,7 +208,9 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[Any]:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """``--lg-place``: this host's lock on the place, then the place itself from the lab's coordinator."""
+    """A SIGTERM ends the run as Ctrl-C would; ``--lg-place``: this host's lock on the place,
+    then the place itself from the lab's coordinator."""
+    _interrupt_on_sigterm()
     config = session.config
     name = config.getoption("rig_lg_place")
     if not name or hasattr(config, "workerinput"):
@@ -233,7 +235,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
     except PlaceError as exc:
         pytest.exit(f"bench error: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
-    _interrupt_on_sigterm()
     record = {"place": name, "coordinator": rig.place.coordinator, "resources": resources, "tables": tables}
     (rig.artifacts / "lab-place.json").write_text(json.dumps(record, indent=2))
     _tell(config, f"rig: acquired labgrid place {name!r}: Pi at {rig.bench.ssh.host if rig.bench.ssh else '?'}")
@@ -246,7 +247,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def _interrupt_on_sigterm() -> None:
     """A cancelled CI job is sent SIGTERM, which would end Python without its cleanups: as an
-    interrupt instead, the run ends like Ctrl-C and gives the place back to the lab."""
+    interrupt instead, the run ends like Ctrl-C, takes its virtual Pis down (their namespace,
+    PulseAudio, sshd and firmware would otherwise run on) and gives a place back to the lab."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
