@@ -20,7 +20,7 @@ test: bootstrap lint
 	@$(PY) -m pytest tests -p no:cacheprovider -q --artifacts=artifacts/test --junitxml=artifacts/test/junit.xml
 
 ## The benchmarks (benchmarks/): each prints its figures as JSON and keeps them in benchmarks/results/.
-BENCHMARKS := ssh_overhead deploy_speed boot_time stimulus_latency fanout signal_detection
+BENCHMARKS := ssh_overhead deploy_speed boot_time stimulus_latency fanout signal_detection suite_time
 bench: bootstrap
 	@for b in $(BENCHMARKS); do echo "== $$b"; $(PY) -m benchmarks.$$b || exit 1; done
 
