@@ -30,6 +30,7 @@ from .bench_remote import bench_session
 from .dut import BenchError, Dut
 from .observer import EventTimeout, WebSocketTestClient
 from .ssh import SshError, SshSession
+from .tls import tls
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,13 @@ def check_ssh(dut: Dut) -> PartResult:
     return PartResult("ssh", True, f"{session.where}, host key pinned", ms, "ms")
 
 
+def _health(dut: Dut) -> httpx.Response:
+    return httpx.get(f"{dut.url}/api/health", timeout=dut.bench.timeouts.http_s, verify=tls())
+
+
 def check_firmware(dut: Dut) -> PartResult:
     try:
-        response, ms = _timed(lambda: httpx.get(f"{dut.url}/api/health", timeout=dut.bench.timeouts.http_s))
+        response, ms = _timed(lambda: _health(dut))
     except httpx.HTTPError as exc:
         return PartResult("firmware", False, f"{dut.url} unreachable: {type(exc).__name__}: {exc}")
     if response.status_code != 200:
@@ -237,7 +242,7 @@ def check_nfc(dut: Dut) -> PartResult:
         detail = f"rig reader open ({dut.bench.nfc.backend})"
     ms = (time.perf_counter() - started) * 1000
     try:
-        services = httpx.get(f"{dut.url}/api/health", timeout=dut.bench.timeouts.http_s).json()["data"]["services"]
+        services = _health(dut).json()["data"]["services"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         return PartResult("nfc", False, f"cannot read the firmware's reader state: {exc}")
     if not services.get("nfc"):

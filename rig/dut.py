@@ -33,6 +33,7 @@ from .bench_remote import bench_deploy_target, bench_session
 from .deploy import Deployer, DeployError, DeployResult, Progress, ServiceControl
 from .health import wait_healthy
 from .ssh import SshError, SshSession
+from .tls import tls
 from .virtual_pi import SimError, SimInfo, SimSettings, VirtualPi, resolve_form
 
 # What each kind of DUT offers. "fixture_library" means the rig seeded the music folder itself,
@@ -93,7 +94,8 @@ class Dut:
             raise BenchError("only a virtual Pi's library can be reseeded by the rig")
         written = self.virtual_pi.reseed_library()
         if written:
-            httpx.post(f"{self.url}/api/playlists/sync", timeout=self.bench.timeouts.http_s).raise_for_status()
+            sync = f"{self.url}/api/playlists/sync"
+            httpx.post(sync, timeout=self.bench.timeouts.http_s, verify=tls()).raise_for_status()
         return written
 
     def gpio_backend(self) -> PinBackend:
@@ -258,7 +260,7 @@ class VirtualPiSwitch:
 
 def _health(url: str, timeout: float) -> dict:
     try:
-        response = httpx.get(f"{url}/api/health", timeout=timeout)
+        response = httpx.get(f"{url}/api/health", timeout=timeout, verify=tls())
     except httpx.HTTPError as exc:
         raise BenchError(f"firmware at {url} is unreachable: {type(exc).__name__}: {exc}") from None
     if response.status_code != 200:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 
 from .observer import WebSocketTestClient
+from .tls import tls
 
 
 def socketio_problem(url: str, timeout: float) -> str | None:
@@ -42,7 +43,7 @@ def wait_healthy(
         if check_alive is not None:
             check_alive()
         try:
-            response = httpx.get(f"{url}/api/health", timeout=min(2.0, max(remaining, 0.1)))
+            response = httpx.get(f"{url}/api/health", timeout=min(2.0, max(remaining, 0.1)), verify=tls())
             if response.status_code != 200:
                 last = f"HTTP {response.status_code}"
             else:

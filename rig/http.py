@@ -8,6 +8,7 @@ import httpx
 
 from .observer import CapturedEvent
 from .timeline import Timeline
+from .tls import tls
 
 
 def timeline_client(
@@ -29,6 +30,7 @@ def timeline_client(
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=timeout,
+        verify=tls(),
         event_hooks={"request": [on_request], "response": [on_response]},
     )
 

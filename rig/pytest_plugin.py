@@ -47,6 +47,7 @@ from .manifest import build_manifest
 from .observer import Finding, WebSocketTestClient
 from .summary import Summary, count_outcomes, is_bench_error, render_summary
 from .timeline import Measurement, Timeline, summarize
+from .tls import tls
 
 log = logging.getLogger(__name__)
 
@@ -540,7 +541,7 @@ def _rig_needs(request: pytest.FixtureRequest) -> None:
 def backend_ready(dut: Dut, bench: BenchConfig) -> bool:
     """The firmware answers /api/health right now."""
     try:
-        response = httpx.get(f"{dut.url}/api/health", timeout=bench.timeouts.http_s)
+        response = httpx.get(f"{dut.url}/api/health", timeout=bench.timeouts.http_s, verify=tls())
     except httpx.HTTPError as exc:
         pytest.fail(f"Backend not reachable at {dut.url}: {exc}", pytrace=False)
     assert response.status_code == 200, f"Backend at {dut.url} unhealthy: HTTP {response.status_code}"

@@ -16,6 +16,7 @@ import soundfile
 from device_drivers.audio.analysis import sine
 from rig.dut import Dut
 from rig.fixture_audio import FORMATS
+from rig.tls import tls
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class LibraryPlaylist:
 
 
 def _get(dut: Dut, path: str) -> Any:
-    response = httpx.get(f"{dut.url}{path}", timeout=dut.bench.timeouts.http_s)
+    response = httpx.get(f"{dut.url}{path}", timeout=dut.bench.timeouts.http_s, verify=tls())
     response.raise_for_status()
     return response.json()["data"]
 
@@ -37,7 +38,7 @@ def _get(dut: Dut, path: str) -> Any:
 @pytest.fixture(autouse=True)
 def idle_player(dut: Dut) -> None:
     """Every test starts with the player stopped, before its observers connect."""
-    httpx.post(f"{dut.url}/api/player/stop", timeout=dut.bench.timeouts.http_s).raise_for_status()
+    httpx.post(f"{dut.url}/api/player/stop", timeout=dut.bench.timeouts.http_s, verify=tls()).raise_for_status()
 
 
 @pytest.fixture
@@ -65,6 +66,7 @@ def playlist_factory(dut: Dut) -> Iterator[Any]:
             f"{dut.url}/api/playlists",
             json={"title": title, "description": description},
             timeout=dut.bench.timeouts.http_s,
+            verify=tls(),
         )
         assert response.status_code == 201, response.text
         playlist = response.json()["data"]
@@ -73,7 +75,7 @@ def playlist_factory(dut: Dut) -> Iterator[Any]:
 
     yield create
     for playlist_id in created:
-        httpx.delete(f"{dut.url}/api/playlists/{playlist_id}", timeout=dut.bench.timeouts.http_s)
+        httpx.delete(f"{dut.url}/api/playlists/{playlist_id}", timeout=dut.bench.timeouts.http_s, verify=tls())
 
 
 @pytest.fixture

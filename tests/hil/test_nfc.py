@@ -18,6 +18,7 @@ from device_drivers.nfc import Nfc
 from rig.dut import Dut
 from rig.observer import CapturedEvent, WebSocketTestClient
 from rig.timeline import Timeline
+from rig.tls import tls
 
 from .conftest import LibraryPlaylist
 
@@ -30,11 +31,12 @@ def clean_associations(dut: Dut, nfc: Nfc) -> Iterator[None]:
     """Each test starts and ends with no session and no fixture tag owned by any playlist."""
 
     def clean() -> None:
-        status = httpx.get(f"{dut.url}/api/nfc/status", timeout=dut.bench.timeouts.http_s).json()["data"]
-        for session_id in status["active_sessions"]:
-            httpx.delete(f"{dut.url}/api/nfc/session/{session_id}", timeout=dut.bench.timeouts.http_s)
-        for name in nfc.shelf.names():
-            httpx.delete(f"{dut.url}/api/nfc/associate/{nfc.tag(name).tag_id}", timeout=dut.bench.timeouts.http_s)
+        with httpx.Client(base_url=dut.url, timeout=dut.bench.timeouts.http_s, verify=tls()) as http:
+            status = http.get("/api/nfc/status").json()["data"]
+            for session_id in status["active_sessions"]:
+                http.delete(f"/api/nfc/session/{session_id}")
+            for name in nfc.shelf.names():
+                http.delete(f"/api/nfc/associate/{nfc.tag(name).tag_id}")
 
     clean()
     yield

@@ -16,6 +16,7 @@ from device_drivers.power import Power
 from device_drivers.serial import SerialConsole
 from rig.dut import Dut
 from rig.timeline import Timeline
+from rig.tls import tls
 
 from .conftest import LibraryPlaylist
 
@@ -24,7 +25,7 @@ async def healthy_within(dut: Dut, seconds: float) -> None:
     """Health says "healthy" within ``seconds``: right after a boot the firmware answers while its
     devices (the NFC reader) are still coming up, and says "degraded" meanwhile, rightly."""
     deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(timeout=dut.bench.timeouts.http_s) as http:
+    async with httpx.AsyncClient(timeout=dut.bench.timeouts.http_s, verify=tls()) as http:
         while True:
             health = (await http.get(f"{dut.url}/api/health")).json()["data"]
             if health["status"] == "healthy":
@@ -70,7 +71,7 @@ async def test_power_cycle_boots_on_the_console_and_keeps_library_tags_and_volum
     """Power off and on through the power driver: the console shows the boot, the firmware comes
     back healthy, and what the box stored (library, tag associations, volume) is all still there."""
     playlist, red = library[0], nfc.tag("red").tag_id
-    async with httpx.AsyncClient(base_url=dut.url, timeout=dut.bench.timeouts.http_s) as http:
+    async with httpx.AsyncClient(base_url=dut.url, timeout=dut.bench.timeouts.http_s, verify=tls()) as http:
         assert (await http.post("/api/player/volume", json={"volume": 35})).status_code == 200
         associated = await http.post("/api/nfc/associate", json={"playlist_id": playlist.id, "tag_id": red})
         assert associated.status_code == 200, associated.text
