@@ -171,6 +171,12 @@ class AudioSocket:
                     break
         raise AudioSocketTimeout(f"no {kind!r} on {self.url} within {limit:g} s; {self.describe_unread()}")
 
+    def skip_unread(self) -> int:
+        """Mark everything received so far as read (they stay listed): what a repeated stimulus
+        must not be matched against. Returns how many were skipped."""
+        skipped, self._read = len(self._received) - self._read, len(self._received)
+        return skipped
+
     def describe_unread(self) -> str:
         unread = self._received[self._read :]
         state = f" (socket {self.closed_reason})" if self.closed_reason else ""

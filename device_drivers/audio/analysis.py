@@ -150,6 +150,24 @@ def _edge_start(x: Signal, sample_rate: int, frequency: float, start: int, end: 
     return max(0.0, begin + low_at - rise * 0.2 / (0.6 - 0.2))
 
 
+def dropouts(x: Signal, sample_rate: int, min_ms: float = 5.0) -> list[tuple[float, float]]:
+    """Runs of exact digital silence inside ``x`` at least ``min_ms`` long, as (start, length)
+    in seconds; runs touching either end are not counted.
+
+    A microphone always hears some noise, so a stretch of exact zeros in the middle of what it
+    heard is audio the path dropped: a starved client or sound server fills the gap with silence.
+    That tells "the machine was too busy" apart from "the recogniser was wrong"."""
+    zero = np.concatenate([[False], x == 0, [False]])
+    edges = np.flatnonzero(np.diff(zero.astype(np.int8)))
+    starts, ends = edges[::2], edges[1::2]
+    shortest = round(sample_rate * min_ms / 1000)
+    return [
+        (start / sample_rate, (end - start) / sample_rate)
+        for start, end in zip(starts, ends, strict=True)
+        if end - start >= shortest and start > 0 and end < len(x)
+    ]
+
+
 def speech_end_s(x: Signal, sample_rate: int) -> float:
     """Where the words of a spoken clip end: the end of its last 20 ms frame within 20 dB of the
     loudest (the moment a listener could act on the command)."""

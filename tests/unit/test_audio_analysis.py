@@ -123,3 +123,12 @@ def test_bad_wav_is_one_clear_error(tmp_path) -> None:
         read_wav(bad)
     with pytest.raises(WavError, match="no such file"):
         read_wav(tmp_path / "missing.wav")
+
+
+def test_dropouts_are_runs_of_digital_silence_inside_the_recording(rng: np.random.Generator) -> None:
+    heard = rng.normal(0.0, 0.01, RATE)
+    assert analysis.dropouts(heard, RATE) == []
+    heard[4000:4400] = 0.0  # 25 ms lost
+    heard[9000:9040] = 0.0  # 2.5 ms: shorter than a dropout
+    heard[:800] = 0.0  # before the sound started: not a dropout
+    assert analysis.dropouts(heard, RATE) == [(0.25, 0.025)]
