@@ -28,9 +28,9 @@ from device_drivers.serial import ConsoleError, ConsoleTimeout
 
 from .bench_remote import bench_session
 from .dut import BenchError, Dut
+from .health import get_health
 from .observer import EventTimeout, WebSocketTestClient
 from .ssh import SshError, SshSession
-from .tls import tls
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +133,9 @@ def check_ssh(dut: Dut) -> PartResult:
     return PartResult("ssh", True, f"{session.where}, host key pinned", ms, "ms")
 
 
-def _health(dut: Dut) -> httpx.Response:
-    return httpx.get(f"{dut.url}/api/health", timeout=dut.bench.timeouts.http_s, verify=tls())
-
-
 def check_firmware(dut: Dut) -> PartResult:
     try:
-        response, ms = _timed(lambda: _health(dut))
+        response, ms = _timed(lambda: get_health(dut.url, dut.bench.timeouts.http_s))
     except httpx.HTTPError as exc:
         return PartResult("firmware", False, f"{dut.url} unreachable: {type(exc).__name__}: {exc}")
     if response.status_code != 200:
@@ -243,7 +239,7 @@ def check_nfc(dut: Dut) -> PartResult:
         detail = f"rig reader open ({dut.bench.nfc.backend})"
     ms = (time.perf_counter() - started) * 1000
     try:
-        services = _health(dut).json()["data"]["services"]
+        services = get_health(dut.url, dut.bench.timeouts.http_s).json()["data"]["services"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         return PartResult("nfc", False, f"cannot read the firmware's reader state: {exc}")
     if not services.get("nfc"):

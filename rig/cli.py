@@ -28,11 +28,11 @@ from .contract import ContractError, ContractValidator
 from .deploy import FOLLOW_READY, Deployer, DeployError, DeployTarget
 from .dut import BenchError, Dut, bench_capabilities, running_sim, sim_settings
 from .enroll import enroll
+from .health import get_health
 from .netns import NamespaceError
 from .observer import CapturedEvent, WebSocketTestClient
 from .report import ReportError, render_report
 from .ssh import SshError, SshSession
-from .tls import tls
 from .virtual_pi import FORMS, AlreadyRunning, SimError, SimSettings, VirtualPi
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -102,7 +102,7 @@ def cmd_sim_status(args: argparse.Namespace) -> int:
         return EXIT_FAIL
     program = virtual_pi.program_status()
     try:
-        health = httpx.get(f"{info.url}/api/health", timeout=2.0, verify=tls()).json()["data"]["status"]
+        health = get_health(info.url, 2.0).json()["data"]["status"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         health = f"unreachable ({type(exc).__name__})"
     if args.json:

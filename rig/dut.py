@@ -31,7 +31,7 @@ from device_drivers.serial import ConsoleError, SerialConsole
 from .bench import BenchConfig
 from .bench_remote import bench_deploy_target, bench_session
 from .deploy import Deployer, DeployError, DeployResult, Progress, ServiceControl
-from .health import wait_healthy
+from .health import get_health, wait_healthy
 from .ssh import SshError, SshSession
 from .tls import tls
 from .virtual_pi import SimError, SimInfo, SimSettings, VirtualPi, resolve_form
@@ -260,7 +260,7 @@ class VirtualPiSwitch:
 
 def _health(url: str, timeout: float) -> dict:
     try:
-        response = httpx.get(f"{url}/api/health", timeout=timeout, verify=tls())
+        response = get_health(url, timeout)
     except httpx.HTTPError as exc:
         raise BenchError(f"firmware at {url} is unreachable: {type(exc).__name__}: {exc}") from None
     if response.status_code != 200:

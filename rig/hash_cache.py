@@ -35,12 +35,9 @@ VERSION = 1
 Entry = list[int | str]
 
 
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
+def sha256_file(path: str | Path) -> str:
     with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 class HashCache:

@@ -29,6 +29,11 @@ def socketio_problem(url: str, timeout: float) -> str | None:
     return None
 
 
+def get_health(url: str, timeout: float) -> httpx.Response:
+    """``GET /api/health`` once, with the rig's shared TLS context."""
+    return httpx.get(f"{url}/api/health", timeout=timeout, verify=tls())
+
+
 def wait_healthy(
     url: str, timeout: float, *, socketio: bool = False, check_alive: Callable[[], None] | None = None
 ) -> str | None:
@@ -43,7 +48,7 @@ def wait_healthy(
         if check_alive is not None:
             check_alive()
         try:
-            response = httpx.get(f"{url}/api/health", timeout=min(2.0, max(remaining, 0.1)), verify=tls())
+            response = get_health(url, min(2.0, max(remaining, 0.1)))
             if response.status_code != 200:
                 last = f"HTTP {response.status_code}"
             else:

@@ -7,15 +7,14 @@ A diff names each difference on one line, e.g. ``file added: Evil/passwd.mp3 (sh
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from .dut import BenchError, Dut
+from .hash_cache import sha256_file
 
 TRACK_FIELDS = ("id", "number", "title", "filename", "file_size", "duration_ms")
 
@@ -77,7 +76,7 @@ def music_files(dut: Dut) -> dict[str, str] | None:
     """sha256 of every file under the DUT's music folder, by relative path."""
     if dut.virtual_pi is not None:
         root = dut.virtual_pi.music_dir
-        return {str(p.relative_to(root)): _sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
+        return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
     if dut.ssh is None:
         return None
     folder = f"{dut.bench.deploy.root}/data/music"
@@ -90,8 +89,3 @@ def music_files(dut: Dut) -> dict[str, str] | None:
         digest, _, name = line.partition("  ")
         files[name.removeprefix("./")] = digest
     return files
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as source:
-        return hashlib.file_digest(source, "sha256").hexdigest()

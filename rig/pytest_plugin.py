@@ -38,6 +38,7 @@ from .bench_check import CheckReport, run_check
 from .bench_lock import BenchBusy, BenchLock, Holder
 from .contract import ContractError, ContractValidator
 from .dut import BenchError, Dut, attach, attach_bench, attach_sim, start_sim
+from .health import get_health
 from .http import timeline_client
 from .inventory import load_inventory
 from .journal import JournalFollower, parse_line
@@ -47,7 +48,6 @@ from .manifest import build_manifest
 from .observer import Finding, WebSocketTestClient
 from .summary import Summary, count_outcomes, is_bench_error, render_summary
 from .timeline import Measurement, Timeline, summarize
-from .tls import tls
 
 log = logging.getLogger(__name__)
 
@@ -541,7 +541,7 @@ def _rig_needs(request: pytest.FixtureRequest) -> None:
 def backend_ready(dut: Dut, bench: BenchConfig) -> bool:
     """The firmware answers /api/health right now."""
     try:
-        response = httpx.get(f"{dut.url}/api/health", timeout=bench.timeouts.http_s, verify=tls())
+        response = get_health(dut.url, bench.timeouts.http_s)
     except httpx.HTTPError as exc:
         pytest.fail(f"Backend not reachable at {dut.url}: {exc}", pytrace=False)
     assert response.status_code == 200, f"Backend at {dut.url} unhealthy: HTTP {response.status_code}"

@@ -51,8 +51,7 @@ async def say(
     clip is said once more, after the firmware's detector has let go of the first, and the
     timeline notes it. A damaged stimulus the firmware did act on is not repeated."""
     said, segment, reply = await _say_once(audio, audio_socket, samples, rate, command)
-    heard = from_pcm16(base64.b64decode(segment.message["data"]))
-    lost = analysis.dropouts(heard, int(segment.message["sample_rate"]))
+    lost = analysis.dropouts(*segment_audio(segment.message))
     if lost and reply.message["command"] is None:
         timeline.record("note", "rig", f"said {command!r} again: its segment lost samples", gaps=len(lost))
         await asyncio.sleep(DETECTOR_SETTLE_S)
@@ -69,13 +68,18 @@ async def _say_once(
     return said, segment, await audio_socket.expect("chatbot_response", REPLY_TIMEOUT_S)
 
 
+def segment_audio(segment: dict[str, Any]) -> tuple[analysis.Signal, int]:
+    """A ``mic_segment`` message's audio: what the firmware decoded."""
+    return from_pcm16(base64.b64decode(segment["data"])), int(segment["sample_rate"])
+
+
 def misheard(command: str, reply: dict[str, Any], segment: dict[str, Any], audio: AudioPort) -> str:
     """What the firmware decoded when it did not hear ``command``: its segment is saved beside
     the test's recordings, and stretches of digital silence inside it are listed. The clips
     carry noise throughout, so silence inside the clip means the audio path lost samples (a
     starved sound server or client) or the segment began with another sound and the detector's
     hangover cut it at the clip's start: a bench error, not the firmware's."""
-    samples, rate = from_pcm16(base64.b64decode(segment["data"])), int(segment["sample_rate"])
+    samples, rate = segment_audio(segment)
     saved = "not saved"
     if audio.artifacts is not None:
         name = f"firmware-segment-{command.replace(' ', '-')}.wav"
