@@ -10,7 +10,9 @@
   grammar with a filler branch) on espeak-ng's clean speech of the seven commands, in nine
   voices (three speeds, three pitches), padded with 300 ms either side as the firmware's
   detector cuts a segment; a trial counts when the command comes out. The detector itself is
-  not part of this figure (its own threshold decides what becomes a segment).
+  not part of this figure (its own threshold decides what becomes a segment). A recogniser
+  that accepts everything would score well, so the same voices also say twelve phrases that
+  are no command, clean and at 10 dB: each one taken for a command is a false accept.
 
 SNR is the signal's power (during the tone, the keys or the words) over the noise's, in dB.
 
@@ -40,6 +42,20 @@ SNRS_DB = (20.0, 10.0, 5.0)
 RATE = 48_000  # the rig's audio port
 KEYS = "0123456789ABCD*#"
 SPEEDS, PITCHES = (130, 160, 190), (35, 50, 65)
+NOT_COMMANDS = (
+    "what is the weather like today",
+    "hello there",
+    "turn on the lights",
+    "good morning",
+    "set a timer",
+    "how are you",
+    "call mom",
+    "open the door",
+    "thank you",
+    "what time is it",
+    "tell me a joke",
+    "i am hungry",
+)
 
 
 def noise_for(x: np.ndarray, signal_power: float, snr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -79,16 +95,15 @@ def dtmf(trials: int, snr_db: float, rng: np.random.Generator) -> dict[str, Any]
     return {"trials": trials, "recognised": right, "rate": round(right / trials, 3)}
 
 
-def spoken_clips(folder: Path) -> list[tuple[str, np.ndarray]]:
-    """Each command in nine espeak-ng voices, at the firmware's 16 kHz, 300 ms of silence either side."""
+def spoken_clips(folder: Path, texts: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
+    """Each text in nine espeak-ng voices, at the firmware's 16 kHz, 300 ms of silence either side."""
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         raise SystemExit("signal_detection: espeak-ng is not installed (the bootstrap installs it as root)")
-    sys.path.insert(0, str(paths.FIRMWARE_DIR))
-    from musicbox.voice import COMMANDS, SAMPLE_RATE  # the firmware's own list and rate
+    from musicbox.voice import SAMPLE_RATE
 
     clips = []
-    for text in COMMANDS:
+    for text in texts:
         for speed in SPEEDS:
             for pitch in PITCHES:
                 wav = folder / f"{text}-{speed}-{pitch}.wav"
@@ -101,21 +116,38 @@ def spoken_clips(folder: Path) -> list[tuple[str, np.ndarray]]:
     return clips
 
 
-def voice(clips: list[tuple[str, np.ndarray]], snr_db: float | None, rng: np.random.Generator) -> dict[str, Any]:
-    from musicbox.voice import CommandRecognizer
-
-    recognizer = CommandRecognizer()
-    right, confused = 0, []
+def heard(
+    recognizer: Any, clips: list[tuple[str, np.ndarray]], snr_db: float | None, rng: np.random.Generator
+) -> list[tuple[str, str | None]]:
+    """(text said, command heard or None) for each clip, with noise at snr_db over its voiced part."""
+    out = []
     for text, x in clips:
         if snr_db is not None:
             voiced = x[np.abs(x) > 0.01]
             x = noise_for(x, float(np.mean(np.square(voiced))), snr_db, rng)
-        pcm16 = to_pcm16(x)
-        heard = recognizer.recognize(pcm16).command
-        right += heard == text
-        if heard != text:
-            confused.append(f"{text} -> {heard or 'nothing'}")
+        out.append((text, recognizer.recognize(to_pcm16(x)).command))
+    return out
+
+
+def voice(
+    recognizer: Any, clips: list[tuple[str, np.ndarray]], snr_db: float | None, rng: np.random.Generator
+) -> dict[str, Any]:
+    results = heard(recognizer, clips, snr_db, rng)
+    right = sum(command == text for text, command in results)
+    confused = [f"{text} -> {command or 'nothing'}" for text, command in results if command != text]
     return {"trials": len(clips), "recognised": right, "rate": round(right / len(clips), 3), "misses": confused[:8]}
+
+
+def false_accepts(
+    recognizer: Any, clips: list[tuple[str, np.ndarray]], snr_db: float | None, rng: np.random.Generator
+) -> dict[str, Any]:
+    accepted = [f"{text} -> {command}" for text, command in heard(recognizer, clips, snr_db, rng) if command]
+    return {
+        "trials": len(clips),
+        "accepted": len(accepted),
+        "rate": round(len(accepted) / len(clips), 3),
+        "which": accepted[:8],
+    }
 
 
 def main() -> None:
@@ -124,16 +156,27 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     rng = np.random.default_rng(6)
+    sys.path.insert(0, str(paths.FIRMWARE_DIR))
+    from musicbox.voice import COMMANDS, CommandRecognizer  # the firmware's own list and recogniser
+
+    recognizer = CommandRecognizer()
     with tempfile.TemporaryDirectory(prefix="rig-signals-") as folder:
-        clips = spoken_clips(Path(folder))
-    by_snr: dict[str, Any] = {"clean": {"voice": voice(clips, None, rng)}}
+        clips = spoken_clips(Path(folder), COMMANDS)
+        others = spoken_clips(Path(folder), NOT_COMMANDS)
+    by_snr: dict[str, Any] = {
+        "clean": {
+            "voice": voice(recognizer, clips, None, rng),
+            "voice_false_accepts": false_accepts(recognizer, others, None, rng),
+        }
+    }
     for snr in SNRS_DB:
         by_snr[f"{snr:g}_db"] = {
             "tone_onset": tone_onsets(args.trials, snr, rng, fade_ms=10.0),
             "tone_onset_hard_start": tone_onsets(args.trials, snr, rng, fade_ms=0.0),
             "dtmf": dtmf(args.trials, snr, rng),
-            "voice": voice(clips, snr, rng),
+            "voice": voice(recognizer, clips, snr, rng),
         }
+    by_snr["10_db"]["voice_false_accepts"] = false_accepts(recognizer, others, 10.0, rng)
     ten = by_snr["10_db"]
     report(
         "signal_detection",
@@ -148,6 +191,7 @@ def main() -> None:
                 ),
                 "dtmf_rate_at_10_db >= 0.95": ten["dtmf"]["rate"],
                 "voice_rate_at_10_db >= 0.95": ten["voice"]["rate"],
+                "voice_false_accepts_at_10_db (lower is better)": ten["voice_false_accepts"]["rate"],
             },
         },
     )
