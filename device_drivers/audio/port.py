@@ -7,6 +7,12 @@ the PulseAudio server's null sinks, reached through ALSA's ``pulse`` device: lib
 (what is recorded: ``dut_speaker.monitor``) when a stream opens, so the sim backend sets them
 in this process's environment.
 
+Playback to a virtual Pi goes through PulseAudio's own client, ``pacat``, instead: PortAudio
+through ALSA's pulse plugin keeps a few milliseconds queued, and on a starved machine ALSA
+reported underruns ("snd_pcm_recover underrun occurred") whose gaps of 5-40 ms reached the
+firmware's microphone and cut words (larger PortAudio latencies did not stop them). pacat gets
+the whole clip on its standard input and keeps PULSE_LATENCY_MS queued in the server.
+
 A ``Listener`` keeps the input open and stamps every block on the monotonic clock, so a test
 can ask "when, after this broadcast, did 440 Hz start?" about sound that already arrived.
 """
@@ -15,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
 import threading
 import time
 from collections import deque
@@ -33,6 +41,7 @@ from .wavfile import write_wav
 log = logging.getLogger(__name__)
 
 Stamp = Callable[[str, dict[str, Any]], Any]
+PULSE_LATENCY_MS = 200  # what pacat keeps queued in the server: a starved pacat has this long
 
 
 class AudioError(RuntimeError):
@@ -164,6 +173,7 @@ class AudioPort:
         self.block_s = 0.01  # input blocks of 10 ms
         # libpulse reads these when each stream opens (the sim's devices); a bench sets none.
         os.environ.update(env or {})
+        self._pulse_sink = (env or {}).get("PULSE_SINK") if "PULSE_SERVER" in (env or {}) else None
         try:
             import sounddevice  # PortAudio initialises on import, after the environment is set
         except OSError as exc:  # sounddevice raises OSError when libportaudio is missing
@@ -174,6 +184,8 @@ class AudioPort:
     def play(self, x: Signal, sample_rate: int, label: str) -> Any:
         """Play ``x`` to the end (paced by the device); returns the stamp of its first sample."""
         data = np.asarray(x, dtype=np.float32).reshape(-1, 1)
+        if self._pulse_sink is not None:
+            return self._play_pulse(data, sample_rate, label, self._pulse_sink)
         try:
             with self._sd.OutputStream(
                 samplerate=sample_rate, device=self.output_device, channels=1, dtype="float32", latency="low"
@@ -186,6 +198,40 @@ class AudioPort:
             raise AudioError(
                 f"cannot play on audio output {self.output_device!r}: {exc}. Devices: {_devices()}"
             ) from None
+        return stamped
+
+    def _play_pulse(self, data: np.ndarray, sample_rate: int, label: str, sink: str) -> Any:
+        """Play through pacat, which exits once the server has played the last sample (it drains
+        the stream at the end of its input). The stamp is taken as pacat starts: its first
+        sample sounds a few milliseconds later (it connects, then fills PULSE_LATENCY_MS)."""
+        pacat = shutil.which("pacat")
+        if pacat is None:
+            raise AudioError("pacat is not installed: install pulseaudio-utils (the bootstrap does, as root)")
+        seconds = len(data) / sample_rate
+        command = [
+            pacat,
+            "--playback",
+            "--raw",
+            "--format=float32le",
+            f"--rate={sample_rate}",
+            "--channels=1",
+            f"--device={sink}",
+            f"--latency-msec={PULSE_LATENCY_MS}",
+            "--client-name=rig",
+            f"--stream-name={label}",
+        ]
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stamped = self.stamp(f"play {label}", {"seconds": round(seconds, 3)})
+        limit = seconds + 10.0
+        try:
+            _, errors = process.communicate(data.astype("<f4").tobytes(), timeout=limit)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AudioError(f"pacat did not finish playing {label!r} ({seconds:.2f} s) within {limit:g} s") from None
+        if process.returncode != 0:
+            reason = errors.decode(errors="replace").strip().splitlines()
+            raise AudioError(f"cannot play on PulseAudio sink {sink!r}: {reason[-1] if reason else process.returncode}")
         return stamped
 
     # -- input: the DUT's speaker ------------------------------------------------------------
