@@ -15,10 +15,11 @@ VENV=${VENV:-.venv}
 # Audio: the virtual Pi's cables are a PulseAudio server with null sinks (pulseaudio; pacat from
 # pulseaudio-utils keeps the monitors live); sounddevice needs PortAudio (libportaudio2), which
 # reaches PulseAudio through ALSA's pulse plugin (libasound2-plugins). espeak-ng regenerates the
-# spoken-command fixtures (fixtures/audio/generate.py). rsync: the deploy benchmark (make bench)
-# compares the rig's deploy with it.
+# spoken-command fixtures (fixtures/audio/generate.py); it and flite (a second synthesiser, with
+# voices nothing like espeak-ng's) speak the voice benchmark's commands. rsync: the deploy
+# benchmark (make bench) compares the rig's deploy with it.
 APT_PACKAGES=(python3 python3-venv python3-dev openssh-server openssh-client iproute2 procps supervisor systemd sudo socat
-  pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng rsync)
+  pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng flite rsync)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
