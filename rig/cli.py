@@ -345,8 +345,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             if args.rollback:
                 print(f"rolled back to release {deployer.rollback()}; the firmware is healthy")
                 return EXIT_OK
-            local, changes = deployer.plan(remote.firmware)
             if args.plan:
+                local, changes = deployer.plan(remote.firmware)
                 for line in changes.describe(local):
                     print(line)
                 print(
