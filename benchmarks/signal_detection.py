@@ -27,19 +27,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from device_drivers.audio import analysis
-from device_drivers.audio.wavfile import read_wav, to_pcm16
+from device_drivers.audio import analysis, speech
+from device_drivers.audio.wavfile import to_pcm16
 from rig import paths
 
 from .common import report, setup_logging
@@ -47,8 +43,6 @@ from .common import report, setup_logging
 SNRS_DB = (20.0, 10.0, 5.0)
 RATE = 48_000  # the rig's audio port
 KEYS = "0123456789ABCD*#"
-ESPEAK_SPEEDS, ESPEAK_PITCHES = (130, 160, 190), (35, 50, 65)  # words per minute, 0-99
-FLITE_VOICES, FLITE_STRETCHES = ("kal16", "awb", "rms", "slt"), (0.85, 1.0, 1.2)  # built into Debian's flite
 Heard = tuple[str, str, str | None]  # (synthesiser, text said, command heard or None)
 NOT_COMMANDS = (
     "what is the weather like today",
@@ -103,42 +97,17 @@ def dtmf(trials: int, snr_db: float, rng: np.random.Generator) -> dict[str, Any]
     return {"trials": trials, "recognised": right, "rate": round(right / trials, 3)}
 
 
-def synthesiser_commands(text: str, wav: Path) -> dict[str, list[list[str]]]:
-    """Per synthesiser, the command lines that say ``text`` into ``wav`` in each of its voices."""
-    return {
-        "espeak-ng": [
-            ["espeak-ng", "-v", "en-us", "-s", str(speed), "-p", str(pitch), "-w", str(wav), text]
-            for speed in ESPEAK_SPEEDS
-            for pitch in ESPEAK_PITCHES
-        ],
-        "flite": [
-            ["flite", "-voice", voice, "--setf", f"duration_stretch={stretch}", "-t", text, "-o", str(wav)]
-            for voice in FLITE_VOICES
-            for stretch in FLITE_STRETCHES
-        ],
-    }
-
-
-def spoken_clips(folder: Path, texts: tuple[str, ...]) -> list[tuple[str, str, np.ndarray]]:
+def spoken_clips(texts: tuple[str, ...]) -> list[tuple[str, str, np.ndarray]]:
     """(synthesiser, text, samples) for each text in every voice of both synthesisers, at the
     firmware's 16 kHz, with 300 ms of silence either side."""
     from musicbox.voice import SAMPLE_RATE
 
-    wav = folder / "speech.wav"
     clips = []
     for text in texts:
-        for synthesiser, commands in synthesiser_commands(text, wav).items():
-            if shutil.which(synthesiser) is None:
-                raise SystemExit(
-                    f"signal_detection: {synthesiser} is not installed (the bootstrap installs it as root)"
-                )
-            for command in commands:
-                subprocess.run(command, check=True, capture_output=True, timeout=30)
-                samples, rate = read_wav(wav)
-                pad = np.zeros(SAMPLE_RATE * 3 // 10)
-                clips.append(
-                    (synthesiser, text, np.concatenate([pad, analysis.resample(samples, rate, SAMPLE_RATE), pad]))
-                )
+        for speed, pitch in speech.ESPEAK_VARIANTS:
+            clips.append(("espeak-ng", text, speech.espeak(text, SAMPLE_RATE, speed=speed, pitch=pitch, pad_s=0.3)))
+        for voice, stretch in speech.FLITE_VARIANTS:
+            clips.append(("flite", text, speech.flite(text, SAMPLE_RATE, voice=voice, stretch=stretch, pad_s=0.3)))
     return clips
 
 
@@ -246,9 +215,10 @@ def main() -> None:
     sys.path.insert(0, str(paths.FIRMWARE_DIR))
     from musicbox.voice import COMMANDS  # the firmware's own list
 
-    with tempfile.TemporaryDirectory(prefix="rig-signals-") as folder:
-        clips = spoken_clips(Path(folder), COMMANDS)
-        others = spoken_clips(Path(folder), NOT_COMMANDS)
+    try:
+        clips, others = spoken_clips(COMMANDS), spoken_clips(NOT_COMMANDS)
+    except speech.SpeechError as exc:
+        raise SystemExit(f"signal_detection: {exc}") from None
     with ProcessPoolExecutor(os.cpu_count(), initializer=start_recognizer) as pool:
         by_snr = measure(pool, clips, others, args.trials, rng)
     ten = by_snr["10_db"]
