@@ -14,7 +14,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,9 @@ class RigSession:
     flaky: list[str] = field(default_factory=list)  # ... that then passed
     inventory: list[BenchConfig] = field(default_factory=list)  # --inventory: the lab's benches
     worker_summaries: list[dict[str, Any]] = field(default_factory=list)  # the controller's, from each worker
+    # The JUnit suite properties this session recorded: an xdist worker writes no JUnit file, so
+    # it hands them to the controller, which records them per bench.
+    suite_properties: dict[str, str] = field(default_factory=dict)
     place: LabPlace | None = None  # --lg-place: the labgrid place this run holds
     place_lock: BenchLock | None = None  # ... and this host's lock on it, taken first
     live: LiveProgress | None = None  # the live panel, on an interactive terminal only
@@ -319,12 +322,17 @@ def bench(pytestconfig: pytest.Config) -> BenchConfig:
 def dut(pytestconfig: pytest.Config, bench: BenchConfig, record_testsuite_property: Any) -> Iterator[Dut]:
     """The device under test, booted or reached once per session."""
     rig = _session(pytestconfig)
+
+    def suite_property(name: str, value: str) -> None:
+        rig.suite_properties[name] = value
+        record_testsuite_property(name, value)
+
     attach_url = pytestconfig.getoption("rig_attach")
     running = pytestconfig.getoption("rig_sim_running")
     # A labgrid place is locked with the place, at session start.
     lock = None if rig.place else _lock_bench(pytestconfig, _lock_name(bench, attach_url, running, rig))
     try:
-        yield from _dut(rig, pytestconfig, bench, attach_url, running, record_testsuite_property)
+        yield from _dut(rig, pytestconfig, bench, attach_url, running, suite_property)
     finally:
         if lock is not None:
             lock.release()
@@ -378,7 +386,7 @@ def _dut(
     bench: BenchConfig,
     attach_url: str | None,
     running: str | None,
-    record_testsuite_property: Any,
+    suite_property: Callable[[str, str], None],
 ) -> Iterator[Dut]:
     try:
         if attach_url:
@@ -402,7 +410,7 @@ def _dut(
         ("rig_version", __version__),
         ("lg_place", rig.place.name if rig.place else ""),
     ):
-        record_testsuite_property(name, value)
+        suite_property(name, value)
     if device.ssh is not None:
         device.ssh.on_reconnect = lambda message: _note_reconnect(rig, message)
     follower = _follow_journal(rig, device)
@@ -414,9 +422,7 @@ def _dut(
     rig.check = run_check(device)
     _stage(rig, None)
     (rig.artifacts / "bench-check.json").write_text(json.dumps(rig.check.as_dict(), indent=2))
-    record_testsuite_property(
-        "bench_check", "ok" if rig.check.ok else "failed: " + ", ".join(p.part for p in rig.check.failed)
-    )
+    suite_property("bench_check", "ok" if rig.check.ok else "failed: " + ", ".join(p.part for p in rig.check.failed))
     firmware = next(p for p in rig.check.parts if p.part == "firmware")
     try:
         if firmware.ok is False:
@@ -825,7 +831,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     rig = _session(session.config)
     if hasattr(session.config, "workerinput") and (rig.dut or rig.bench_error):
         summary = _write_summary(rig)
-        session.config.workeroutput["rig_summary"] = {"lines": summary.lines, "counts": summary.data["counts"]}
+        session.config.workeroutput["rig_summary"] = {
+            "lines": summary.lines,
+            "counts": summary.data["counts"],
+            "properties": rig.suite_properties,
+        }
     xml = session.config.stash.get(junitxml.xml_key, None)
     if xml is None:
         return
@@ -834,6 +844,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             key: sum(w["counts"].get(key, 0) for w in rig.worker_summaries) for key in rig.worker_summaries[0]["counts"]
         }
         xml.add_global_property("benches", ", ".join(b.name for b in rig.inventory))
+        for worker in rig.worker_summaries:  # each bench's own: "virtual-pi-a.firmware_version", ...
+            properties = worker.get("properties", {})
+            for name, value in properties.items():
+                if name != "bench":
+                    xml.add_global_property(f"{properties.get('bench', 'bench')}.{name}", value)
     elif rig.dut or rig.bench_error:
         counts = count_outcomes(rig)
     else:

@@ -33,6 +33,10 @@ def test_two_virtual_pis_share_the_suite_and_the_results_are_merged(tmp_path: Pa
     suite = {p.attrib["name"]: p.attrib["value"] for p in root.find("testsuite").find("properties")}  # type: ignore[union-attr]
     assert suite["benches"] == "virtual-pi-a, virtual-pi-b"
     assert suite["device_failures"] == "0"
+    for name in ("virtual-pi-a", "virtual-pi-b"):  # each bench's own suite properties, from its worker
+        assert suite[f"{name}.firmware_version"] == (paths.FIRMWARE_DIR / "VERSION").read_text().strip()
+        assert suite[f"{name}.dut_mode"] == "sim"
+        assert suite[f"{name}.bench_check"] == "ok"
     assert "HIL rig summary: 2 benches" in done.stdout
     assert done.stdout.count("check     ok") == 2, "each bench checked"
     for name in ("virtual-pi-a", "virtual-pi-b"):
