@@ -15,6 +15,11 @@ from device_drivers.audio.wavfile import read_wav
 
 from . import paths
 
+# A firmware that listens for voice commands closes a segment only after its hangover (the music
+# box's: 400 ms of quiet). Words spoken sooner after any sound it heard join that sound's segment
+# and are cut off, so the rig waits this long first.
+VOICE_SETTLE_S = 1.0
+
 
 class ClipError(ValueError):
     """No such clip or WAV; the message lists the known clips."""

@@ -26,6 +26,7 @@ from device_drivers.gpio import GpioError
 from device_drivers.nfc.field_service import FieldServiceError, RemoteField
 from device_drivers.serial import ConsoleError, ConsoleTimeout
 
+from .audio_clips import VOICE_SETTLE_S
 from .bench_remote import bench_session
 from .dut import BenchError, Dut
 from .health import get_health
@@ -45,7 +46,6 @@ PART_GATES: dict[str, frozenset[str]] = {
     "audio": frozenset({"audio_in", "audio_out", "audio_devices"}),
     "console": frozenset({"console"}),
 }
-TONE_SETTLE_S = 1.0  # after the audio check's tone, before the tests may use the microphone
 TONE_HZ = 1000.0
 
 
@@ -277,10 +277,7 @@ def check_audio(dut: Dut) -> PartResult:
                 3.0,
                 f"a {TONE_HZ:g} Hz tone",
             )
-        # The DUT heard the tone too: a firmware that listens for voice commands takes it for a
-        # sound and closes its segment only after its hangover (400 ms for the music box). A
-        # test that speaks sooner had its words cut off by the tone's segment.
-        time.sleep(TONE_SETTLE_S)
+        time.sleep(VOICE_SETTLE_S)  # the DUT heard the tone too: the tests' words must not join it
     except (AudioError, AssertionError) as exc:
         return PartResult("audio", False, str(exc).splitlines()[0])
     finally:

@@ -18,7 +18,7 @@ import pytest
 
 from device_drivers.audio import AudioPort, analysis
 from device_drivers.audio.wavfile import from_pcm16, write_wav
-from rig.audio_clips import clips, command_clip
+from rig.audio_clips import VOICE_SETTLE_S, clips, command_clip
 from rig.audio_socket import AudioSocket, Received
 from rig.observer import CapturedEvent, WebSocketTestClient
 from rig.timeline import Timeline
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.needs("audio_in")
 
 SPOKEN_LIMIT_MS = 1000  # end of the words → broadcast: the detector's 400 ms hangover, then decoding
 REPLY_TIMEOUT_S = 6.0
-DETECTOR_SETTLE_S = 1.0  # the firmware's detector closes a segment 400 ms after its last sound
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ async def say(
     lost = analysis.dropouts(*segment_audio(segment.message))
     if lost and reply.message["command"] is None:
         timeline.record("note", "rig", f"said {command!r} again: its segment lost samples", gaps=len(lost))
-        await asyncio.sleep(DETECTOR_SETTLE_S)
+        await asyncio.sleep(VOICE_SETTLE_S)
         audio_socket.skip_unread()
         said, segment, reply = await _say_once(audio, audio_socket, samples, rate, command)
     return said, segment, reply
