@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,14 +33,16 @@ RUN_TIMEOUT_S = 900
 
 
 def run_suite(form: str, folder: Path) -> dict[str, Any]:
-    """One run of tests/hil; its wall time and pytest's counts. Raises if any test did not pass."""
+    """One run of tests/hil; its wall time and pytest's counts. Raises if any test did not pass,
+    with pytest's summary of each failure and the run's artifacts folder."""
     artifacts = folder / form
     command = [sys.executable, "-m", "pytest", "tests/hil", "-p", "no:cacheprovider", "-q",
                f"--artifacts={artifacts}", *FORMS[form]]  # fmt: skip
-    log.warning("the sim HIL suite on %s virtual Pi(s): about %s", form, "2-3 min" if form == "one" else "1.5 min")
+    log.warning("the sim HIL suite on %s virtual Pi(s): about %s", form, "2 min" if form == "one" else "1.5 min")
     started = time.perf_counter()
+    wide = {**os.environ, "COLUMNS": "400"}  # pytest cuts its one-line failure summaries to the terminal's width
     with subprocess.Popen(
-        command, cwd=paths.PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, cwd=paths.PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=wide
     ) as pytest_run:
         try:
             out, err = pytest_run.communicate(timeout=RUN_TIMEOUT_S)
@@ -51,7 +55,10 @@ def run_suite(form: str, folder: Path) -> dict[str, Any]:
     counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|skipped|errors?)\b", out)}
     if pytest_run.returncode != 0 or counts.get("failed") or counts.get("error") or counts.get("errors"):
         tail = "\n".join(out.splitlines()[-15:] + err.splitlines()[-5:])
-        raise SystemExit(f"suite_time: the suite did not pass on {form} Pi(s) (exit {pytest_run.returncode}):\n{tail}")
+        raise SystemExit(
+            f"suite_time: the suite did not pass on {form} Pi(s) (exit {pytest_run.returncode}; "
+            f"its artifacts are kept in {artifacts}):\n{tail}"
+        )
     return {"wall_s": round(wall, 1), "passed": counts.get("passed", 0), "skipped": counts.get("skipped", 0)}
 
 
@@ -60,8 +67,9 @@ def main() -> None:
     parser.add_argument("--forms", nargs="+", choices=list(FORMS), default=list(FORMS))
     args = parser.parse_args()
     setup_logging()
-    with tempfile.TemporaryDirectory(prefix="rig-suite-") as folder:
-        runs = {form: run_suite(form, Path(folder)) for form in args.forms}
+    folder = Path(tempfile.mkdtemp(prefix="rig-suite-"))
+    runs = {form: run_suite(form, folder) for form in args.forms}  # a failed run keeps the folder
+    shutil.rmtree(folder)
     report(
         "suite_time",
         {
