@@ -13,6 +13,9 @@ answer. A tap would then take seconds. Here:
   (type A or B), so a poll costs one loopback round trip, not one second;
 - a command of an activation whose tag has gone gets silence, as from a real tag: the reader's
   presence check then times out in milliseconds. nfcpy's type 3 exchange cannot take ``RFOFF``.
+  That holds even once a tag lies there again: a removal ends the activation, so a tag laid back
+  before the reader's next presence check (two taps in quick succession) is found as a new
+  arrival, not taken for the first tap's tag still resting there.
 
 Discovery polls come from a fresh socket (nfcpy's reader reopens it at every ``sense``), so
 the sender's address tells a poll from a command of the current activation.
@@ -58,6 +61,7 @@ class UdpField:
         self._tag: Tag | None = None
         self._emulation: nfc.tag.tt3.Type3TagEmulation | None = None
         self._activated_by: tuple[str, int] | None = None
+        self._ended: tuple[str, int] | None = None  # the activation a removal cut: silence until the reader moves on
         self.polls = 0  # datagrams from the reader, RFOFF excluded
         self.last_poll = 0.0
         self._stop = threading.Event()
@@ -73,6 +77,8 @@ class UdpField:
     def remove(self) -> None:
         with self._lock:
             self._tag, self._emulation = None, None
+            if self._activated_by is not None:
+                self._ended, self._activated_by = self._activated_by, None
 
     @property
     def tag(self) -> Tag | None:
@@ -110,6 +116,9 @@ class UdpField:
         with self._lock:
             self.polls += 1
             self.last_poll = time.monotonic()
+            if sender == self._ended:
+                return None  # the removed tag's activation: a departed tag is silent
+            self._ended = None  # the reader has moved on to a poll of its own
             emulated, activated_by = self._emulation, self._activated_by
             fresh = sender != activated_by
             if emulated is None or not brty.endswith("F"):

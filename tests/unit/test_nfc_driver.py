@@ -109,6 +109,23 @@ def test_the_field_answers_a_real_nfcpy_reader(field: UdpField, reader: nfc.Cont
     assert sense(reader) is None
 
 
+def test_a_tag_laid_back_before_the_next_presence_check_is_a_new_tap(
+    field: UdpField, reader: nfc.ContactlessFrontend
+) -> None:
+    """Two taps of one tag, the second before the reader checked on the first: the first
+    activation must not carry on into the second tap, or the reader sees one long stay and the
+    firmware acts once (the suite's consecutive red taps, one test after the other)."""
+    field.place(SHELF.get("red"))
+    tag = nfc.tag.activate(reader, sense(reader))
+    assert tag.is_present
+    field.remove()
+    field.place(SHELF.get("red"))
+    assert not tag.is_present, "the first tap's activation ended with its removal"
+    again = nfc.tag.activate(reader, sense(reader))
+    assert again.identifier.hex() == "02fe00000000a001", "the second tap is found as a new arrival"
+    assert again.is_present
+
+
 def test_the_field_refuses_a_tag_it_cannot_emulate(field: UdpField) -> None:
     with pytest.raises(TagError, match="'sticker' is a type2 tag; only type3 tags can be emulated"):
         field.place(SHELF.get("sticker"))
