@@ -61,7 +61,8 @@ class UdpField:
         self._tag: Tag | None = None
         self._emulation: nfc.tag.tt3.Type3TagEmulation | None = None
         self._activated_by: tuple[str, int] | None = None
-        self._ended: tuple[str, int] | None = None  # the activation a removal cut: silence until the reader moves on
+        # The activation a removal cut: silent until the reader closes its socket or polls from another.
+        self._ended: tuple[str, int] | None = None
         self.polls = 0  # datagrams from the reader, RFOFF excluded
         self.last_poll = 0.0
         self._stop = threading.Event()
@@ -100,11 +101,19 @@ class UdpField:
             except OSError:
                 continue
             if datagram.startswith(RFOFF):
-                continue  # the reader muted its side; nothing to answer
+                self._muted(sender)
+                continue  # nothing to answer
             reply = self._answer(datagram, sender)
             if reply is not None:
                 with contextlib.suppress(OSError):  # a reader gone meanwhile
                     self._sock.sendto(reply, sender)
+
+    def _muted(self, sender: tuple[str, int]) -> None:
+        """The reader closed a socket (nfcpy sends RFOFF from it first): a later socket on the
+        same port is a new one, and its polls are answered."""
+        with self._lock:
+            if sender == self._ended:
+                self._ended = None
 
     def _answer(self, datagram: bytes, sender: tuple[str, int]) -> bytes | None:
         try:

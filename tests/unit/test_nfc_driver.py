@@ -3,6 +3,7 @@ emulation (nfcpy's listen side, here on its udp transport) and the actuator on g
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +125,33 @@ def test_a_tag_laid_back_before_the_next_presence_check_is_a_new_tap(
     again = nfc.tag.activate(reader, sense(reader))
     assert again.identifier.hex() == "02fe00000000a001", "the second tap is found as a new arrival"
     assert again.is_present
+
+
+def test_a_new_socket_on_the_cut_activations_port_is_answered(field: UdpField) -> None:
+    """The removed tag's activation stays silent only until the reader closes its socket (RFOFF):
+    the kernel may give the port to the reader's next socket, and its discovery poll must then
+    find the tag, not wait out nfcpy's one-second discovery timeout."""
+    polling = b"212F 0600ffff0100"  # SENSF_REQ, any system code: nfcpy's type F discovery
+    field.place(SHELF.get("red"))
+    first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    first.settimeout(0.3)
+    first.sendto(polling, field.address)
+    assert first.recv(1024).startswith(b"212F "), "the tag answers its first activation"
+    port = first.getsockname()[1]
+    field.remove()
+    field.place(SHELF.get("red"))
+    first.sendto(polling, field.address)
+    with pytest.raises(TimeoutError):
+        first.recv(1024)  # the cut activation: a removed tag is silent
+    first.sendto(b"RFOFF", field.address)
+    first.close()
+    second = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    second.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    second.bind(("127.0.0.1", port))
+    second.settimeout(1.0)
+    second.sendto(polling, field.address)
+    assert second.recv(1024).startswith(b"212F "), "a new socket on the same port is a new reader"
+    second.close()
 
 
 def test_the_field_refuses_a_tag_it_cannot_emulate(field: UdpField) -> None:
