@@ -5,6 +5,7 @@ one pytest-xdist worker each, on the same host). Target: the suite within 120 s.
 Each run is a fresh pytest process from nothing, so it includes booting the Pi and the first
 deploy, as a user's run does. Most of the suite is deliberate waiting (timeouts that must expire,
 power cycles, clips that play for seconds), which a second Pi halves while the two cores idle.
+By default only the one-Pi run: both take about three minutes, over the two a benchmark may take.
 
     python -m benchmarks.suite_time [--forms one two]
 """
@@ -64,7 +65,7 @@ def run_suite(form: str, folder: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--forms", nargs="+", choices=list(FORMS), default=list(FORMS))
+    parser.add_argument("--forms", nargs="+", choices=list(FORMS), default=["one"], help="one (default), two, or both")
     args = parser.parse_args()
     setup_logging()
     folder = Path(tempfile.mkdtemp(prefix="rig-suite-"))
