@@ -55,7 +55,7 @@ async def observe(url: str, count: int, events: list[str]) -> list[list[Any]]:
 class InProcessBare:
     """One bare client in the caller's own process and event loop, recording when each event
     (by ``event_id``) arrived. Against it the rig's observer is compared without the scheduling
-    of two processes on shared cores, which alone puts 2-4 ms p99 between two identical bare
+    of two processes on shared cores, which alone puts 1-4 ms p99 between two identical bare
     clients in processes of their own."""
 
     def __init__(self, events: list[str]) -> None:
