@@ -413,7 +413,6 @@ class VirtualPi:
         self._remove_card()
         self.state_file.unlink(missing_ok=True)
         self.socket_path.unlink(missing_ok=True)
-        self.gpio_socket.unlink(missing_ok=True)
         return info
 
     def power_off(self) -> None:
@@ -737,7 +736,8 @@ class VirtualPi:
     def _stop_devices(self) -> None:
         for name in ("console", "nfc-field", *(f"keepalive-{sink}" for sink in AUDIO_SINKS), "pulseaudio"):
             self._stop_device(name)
-        for path in (*self.console_links, self.nfc_control, self.pulse_socket):
+        # The mock pins' socket too: the firmware that bound it may have been killed, not stopped.
+        for path in (*self.console_links, self.nfc_control, self.pulse_socket, self.gpio_socket):
             path.unlink(missing_ok=True)
 
     def console_line(self, text: str) -> None:

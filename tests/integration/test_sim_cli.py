@@ -212,3 +212,5 @@ def test_down_stops_a_supervisor_whose_state_file_is_gone(virtual_pi_factory) ->
     virtual_pi.state_file.unlink()
     assert virtual_pi.down() is None
     assert not pid_alive(info.supervisor_pid), "the supervisord found by its pidfile must be stopped"
+    sockets = (virtual_pi.gpio_socket, virtual_pi.nfc_control, *virtual_pi.console_links)
+    assert [str(path) for path in sockets if path.exists()] == [], "down leaves no socket of the Pi's in the temp dir"
