@@ -25,7 +25,6 @@ SNR is the signal's power (during the tone, the keys or the words) over the nois
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -60,17 +59,14 @@ NOT_COMMANDS = (
 )
 
 
-def noise_for(x: np.ndarray, signal_power: float, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    return x + rng.normal(0.0, math.sqrt(signal_power / 10 ** (snr_db / 10)), len(x))
-
-
 def tone_onsets(trials: int, snr_db: float, rng: np.random.Generator, fade_ms: float) -> dict[str, Any]:
     errors_ms, missed = [], 0
     for _ in range(trials):
         lead, frequency = rng.uniform(0.1, 0.4), float(rng.uniform(300, 3000))
         tone = analysis.sine(frequency, 0.4, RATE, level=0.5, fade_ms=fade_ms)
         x = np.concatenate([np.zeros(round(lead * RATE)), tone, np.zeros(RATE // 10)])
-        onset = analysis.tone_onset(noise_for(x, float(np.mean(np.square(tone))), snr_db, rng), RATE, frequency)
+        noisy = analysis.add_noise(x, snr_db, rng, power=float(np.mean(np.square(tone))))
+        onset = analysis.tone_onset(noisy, RATE, frequency)
         if onset is None:
             missed += 1
         else:
@@ -92,7 +88,7 @@ def dtmf(trials: int, snr_db: float, rng: np.random.Generator) -> dict[str, Any]
         keys = "".join(rng.choice(list(KEYS), 6))
         x = np.concatenate([np.zeros(RATE // 10), analysis.dtmf_tone(keys, RATE)])
         power = float(np.mean(np.square(x[np.abs(x) > 0])))  # during the keys
-        decoded = "".join(d.key for d in analysis.decode_dtmf(noise_for(x, power, snr_db, rng), RATE))
+        decoded = "".join(d.key for d in analysis.decode_dtmf(analysis.add_noise(x, snr_db, rng, power=power), RATE))
         right += decoded == keys
     return {"trials": trials, "recognised": right, "rate": round(right / trials, 3)}
 
@@ -135,8 +131,7 @@ def heard(
     segments = []
     for _, _, x in clips:
         if snr_db is not None:
-            voiced = x[np.abs(x) > 0.01]
-            x = noise_for(x, float(np.mean(np.square(voiced))), snr_db, rng)
+            x = analysis.add_noise(x, snr_db, rng, power=speech.voiced_power(x))
         segments.append(to_pcm16(x))
     commands = pool.map(command_in, segments, chunksize=8)
     return [(synthesiser, text, command) for (synthesiser, text, _), command in zip(clips, commands, strict=True)]

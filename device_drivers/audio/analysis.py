@@ -271,9 +271,11 @@ def sine(frequency: float, seconds: float, sample_rate: int, level: float = 0.5,
     return level * fade * np.sin(2 * np.pi * frequency * t)
 
 
-def add_noise(x: Signal, snr: float, rng: np.random.Generator) -> Signal:
-    """White noise at ``snr`` dB below the signal's mean power, over the whole signal."""
-    power = float(np.mean(np.square(x)))
+def add_noise(x: Signal, snr: float, rng: np.random.Generator, *, power: float | None = None) -> Signal:
+    """White noise over the whole signal, ``snr`` dB below ``power``: by default the signal's
+    mean power; give the power of its tone, keys or words alone when silence surrounds them."""
+    if power is None:
+        power = float(np.mean(np.square(x)))
     return x + rng.normal(0.0, math.sqrt(power / 10 ** (snr / 10)), len(x))
 
 

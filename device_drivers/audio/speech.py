@@ -25,6 +25,12 @@ FLITE_VARIANTS = tuple(
 )  # voices built into Debian's flite; a stretch above 1 speaks slower
 
 
+def voiced_power(samples: Signal) -> float:
+    """The mean power of the words alone: a synthesiser's speech sits in digital silence, and
+    padding would otherwise dilute it (the SNR of noise added to a clip is taken over this)."""
+    return float(np.mean(np.square(samples[np.abs(samples) > 0.01])))
+
+
 class SpeechError(RuntimeError):
     """A synthesiser that is missing or failed; the message says which and what to install."""
 

@@ -118,10 +118,9 @@ def test_noisy_segments_favour_the_commands(recognizer: CommandRecognizer) -> No
     for text in ("stop", "volume down"):
         for speed, pitch in speech.ESPEAK_VARIANTS:
             clip = espeak_clip(text, speed, pitch)
-            voiced_power = float(np.mean(np.square(clip[np.abs(clip) > 0.01])))
             for seed in range(3):
-                noise = np.random.default_rng(seed).normal(0.0, np.sqrt(voiced_power / 10), len(clip))
-                recognition = recognizer.recognize(to_pcm16(clip + noise))
+                noisy_clip = add_noise(clip, 10.0, np.random.default_rng(seed), power=speech.voiced_power(clip))
+                recognition = recognizer.recognize(to_pcm16(noisy_clip))
                 heard += recognition.command == text
                 noisy += recognition.noisy
     assert noisy == 54, f"only {noisy} of 54 segments at 10 dB were taken for noisy"
