@@ -72,6 +72,11 @@ class InProcessBare:
     async def connect(self, url: str) -> None:
         await self._client.connect(url, transports=["websocket"], wait_timeout=30)
 
+    @property
+    def local_port(self) -> int:
+        """The port of this client's end of its WebSocket, to find its traffic in a capture."""
+        return int(self._client.eio.ws.get_extra_info("sockname")[1])
+
     async def disconnect(self) -> None:
         await self._client.disconnect()
 

@@ -17,7 +17,12 @@ F→B, and R−B event by event, are what the rig's observer adds to a bare clie
 comparison's own floor: two identical clients differ by that much, because the firmware writes
 to one socket after the other and each process is scheduled on its own on shared cores. R−I is
 the rig's overhead without that floor: both clients share one process, one loop and one
-scheduler, and the in-process client connects first, so its socket is served first.
+scheduler, and the in-process client connects first, so its socket is served first. What is
+left in R−I is the firmware's order of writes: it writes each broadcast to I's socket, then to
+R's, and between the two it may do other work (its NFC reader thread holds the GIL while a tag
+lies on the field). As root, a tcpdump of the loopback (``wire_times``) stamps each event's
+arrival at each socket (WI, WR); (R−WR)−(I−WI) is then the rig's own overhead, each client timed
+from when its own socket got the event, and WR−WI the firmware's gap between the two writes.
 
     python -m benchmarks.stimulus_latency [--presses 200] [--taps 200] [--spoken 16]
 
@@ -37,6 +42,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -53,6 +59,7 @@ from rig.timeline import Entry, Timeline
 
 from .bare_observer import BareObservers, InProcessBare
 from .common import local_dut, report, setup_logging, stats_ms
+from .wire_times import CaptureUnavailable, LoopbackCapture
 
 log = logging.getLogger("benchmarks.stimulus_latency")
 DEBOUNCE_S = 0.4  # the firmware's 300 ms debounce per button, counted from when it saw the edge
@@ -212,8 +219,39 @@ async def _start_playlist(bench: Bench, minimum_tracks: int) -> list[str]:
     raise RuntimeError(f"the fixture library has no playlist of {minimum_tracks} tracks")
 
 
+@dataclasses.dataclass
+class Wire:
+    """When each ``state:player`` reached the in-process bare client's socket and the rig's."""
+
+    bare: dict[str, float]
+    rig: dict[str, float]
+
+    @classmethod
+    def of(cls, capture: LoopbackCapture, bare_port: int, rig_port: int) -> Wire:
+        arrivals = capture.arrivals("state:player")
+        return cls(
+            {i: t for (port, i), t in arrivals.items() if port == bare_port},
+            {i: t for (port, i), t in arrivals.items() if port == rig_port},
+        )
+
+    def figures(self, samples: list[Sample], in_process: dict[str, float]) -> dict[str, Any]:
+        timed = [s for s in samples if s.event_id in in_process and s.event_id in self.bare and s.event_id in self.rig]
+        return {
+            "firmware_wrote_to_rig_after_in_process_bare_client": stats_ms(
+                [self.rig[s.event_id] - self.bare[s.event_id] for s in timed]
+            ),
+            "rig_overhead_over_in_process_bare_client_from_own_socket": stats_ms(
+                [(s.rig - self.rig[s.event_id]) - (in_process[s.event_id] - self.bare[s.event_id]) for s in timed]
+            ),
+        }
+
+
 def figures(
-    samples: list[Sample], bare: dict[str, float], second: dict[str, float], in_process: dict[str, float]
+    samples: list[Sample],
+    bare: dict[str, float],
+    second: dict[str, float],
+    in_process: dict[str, float],
+    wire: Wire | None,
 ) -> dict[str, Any]:
     """The latency split of one kind of stimulus (milliseconds)."""
     seen = [s for s in samples if s.event_id in bare]
@@ -228,6 +266,7 @@ def figures(
         ),
         "rig_overhead_over_bare_client": stats_ms([s.rig - bare[s.event_id] for s in seen]),
         "second_bare_client_over_first": stats_ms([second[i] - bare[i] for i in both]),
+        **(wire.figures(samples, in_process) if wire is not None else {}),
     }
     for name in samples[0].extra if samples else []:
         out[name] = stats_ms([s.extra[name] for s in samples])
@@ -243,10 +282,12 @@ async def measure(
     validator = ContractValidator(dut.bench.firmware.contract)
     observer = WebSocketTestClient(dut.url, validator, timeline=timeline, name="rig", default_timeout=5.0)
     in_process = InProcessBare(["state:player"])
-    await in_process.connect(dut.url)
-    await observer.connect()
+    capture = _capture(dut.url)
     results: dict[str, list[Sample]] = {}
     try:
+        await in_process.connect(dut.url)
+        await observer.connect()
+        ports = in_process.local_port, observer.local_port
         async with httpx.AsyncClient(base_url=dut.url, timeout=10.0) as http:
             bench = Bench(dut, http, observer, timeline)
             for name, run, count in runs:
@@ -257,14 +298,32 @@ async def measure(
     finally:
         await observer.disconnect()
         await in_process.disconnect()
+        if capture is not None:
+            capture.stop()
+    wire = None
+    if capture is not None:
+        try:
+            wire = Wire.of(capture, *ports)
+        finally:
+            capture.close()
     bare = {record[3]: record[4] for record in bare_clients.records()}
     second = {record[3]: record[4] for record in second_bare_clients.records()}
     if problems := [finding.message for finding in observer.findings()]:
         raise RuntimeError(f"the firmware broke its contract during the benchmark: {problems[:3]}")
     return {
-        name: {"stimuli": len(samples), **figures(samples, bare, second, in_process.arrived)}
+        name: {"stimuli": len(samples), **figures(samples, bare, second, in_process.arrived, wire)}
         for name, samples in results.items()
     }
+
+
+def _capture(url: str) -> LoopbackCapture | None:
+    """The loopback capture that times each broadcast's arrival at each socket, if this machine
+    can capture; without it the figures from each client's own socket are left out."""
+    try:
+        return LoopbackCapture(urlsplit(url).port or 80)
+    except CaptureUnavailable as exc:
+        log.warning("no arrival times at the sockets: %s", exc)
+        return None
 
 
 def main() -> None:
@@ -294,6 +353,12 @@ def main() -> None:
                 "rig_overhead_p99_ms <= 1 (tap, same)": tap.get("rig_overhead_over_in_process_bare_client", {}).get(
                     "p99_ms"
                 ),
+                "rig_overhead_p99_ms <= 1 (press, same, each timed from its own socket)": press.get(
+                    "rig_overhead_over_in_process_bare_client_from_own_socket", {}
+                ).get("p99_ms"),
+                "rig_overhead_p99_ms <= 1 (tap, same, each timed from its own socket)": tap.get(
+                    "rig_overhead_over_in_process_bare_client_from_own_socket", {}
+                ).get("p99_ms"),
                 "rig_overhead_p99_ms, press, over a bare client in another process": press.get(
                     "rig_overhead_over_bare_client", {}
                 ).get("p99_ms"),

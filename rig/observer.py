@@ -128,6 +128,14 @@ class WebSocketTestClient:
     def is_connected(self) -> bool:
         return self._sio.connected
 
+    @property
+    def local_port(self) -> int:
+        """The port of the observer's end of its WebSocket, to find its traffic in a packet
+        capture (the latency benchmark times each broadcast's arrival at each socket)."""
+        if self._sio.eio.ws is None:
+            raise ConnectionError(f"{self.name}: not connected over a WebSocket")
+        return int(self._sio.eio.ws.get_extra_info("sockname")[1])
+
     async def connect(self, timeout: float | None = None) -> None:
         timeout = timeout or self.default_timeout
         self.timeline.record("stimulus", self.name, "connect", url=self.base_url)

@@ -17,9 +17,10 @@ VENV=${VENV:-.venv}
 # reaches PulseAudio through ALSA's pulse plugin (libasound2-plugins). espeak-ng regenerates the
 # spoken-command fixtures (fixtures/audio/generate.py); it and flite (a second synthesiser, with
 # voices nothing like espeak-ng's) speak the voice benchmark's commands. rsync: the deploy
-# benchmark (make bench) compares the rig's deploy with it.
+# benchmark (make bench) compares the rig's deploy with it. tcpdump: the latency benchmark times
+# each broadcast's arrival at each observer's socket on the loopback.
 APT_PACKAGES=(python3 python3-venv python3-dev openssh-server openssh-client iproute2 procps supervisor systemd sudo socat
-  pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng flite rsync)
+  pulseaudio pulseaudio-utils libasound2-plugins libportaudio2 espeak-ng flite rsync tcpdump)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
