@@ -19,10 +19,10 @@ to one socket after the other and each process is scheduled on its own on shared
 the rig's overhead without that floor: both clients share one process, one loop and one
 scheduler, and the in-process client connects first, so its socket is served first. What is
 left in R−I is the firmware's order of writes: it writes each broadcast to I's socket, then to
-R's, and between the two it may do other work (its NFC reader thread holds the GIL while a tag
-lies on the field). As root, a tcpdump of the loopback (``wire_times``) stamps each event's
-arrival at each socket (WI, WR); (R−WR)−(I−WI) is then the rig's own overhead, each client timed
-from when its own socket got the event, and WR−WI the firmware's gap between the two writes.
+R's, and between the two it may run other work of its own (another task, another thread). As
+root, a tcpdump of the loopback (``wire_times``) stamps each event's arrival at each socket (WI,
+WR); (R−WR)−(I−WI) is then the rig's own overhead, each client timed from when its own socket
+got the event, and WR−WI the firmware's gap between the two writes.
 
     python -m benchmarks.stimulus_latency [--presses 200] [--taps 200] [--spoken 16]
 

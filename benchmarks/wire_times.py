@@ -1,10 +1,10 @@
 """When each broadcast reached each observer's socket, from a packet capture on the loopback.
 
 A Socket.IO server writes one broadcast to its clients one after the other, and between two
-writes it may do other work: the firmware's NFC reader thread takes the GIL while a tag lies on
-the field, and two clients' copies of one tap's ``state:player`` left the firmware up to 1.3 ms
-apart. Comparing when the rig's observer and a bare client handed an event over therefore counts
-the firmware's order of writes as the rig's overhead. tcpdump stamps each segment as the kernel
+writes it may run other work of its own (another task, another thread): two clients' copies of
+one tap's ``state:player`` left the firmware up to 1.9 ms apart. Comparing when the rig's
+observer and a bare client handed an event over therefore counts the firmware's order of writes
+as the rig's overhead. tcpdump stamps each segment as the kernel
 passes it to the receiving socket, so the rig's handling time is its hand-over less its own
 socket's stamp, whatever the firmware did in between.
 
