@@ -24,6 +24,8 @@ from typing import Any
 
 import socketio
 
+from .thread_clock import ThreadStamp
+
 CONNECT_BATCH = 50  # connections opened at once: the firmware's accept loop is one of two cores
 
 
@@ -56,16 +58,18 @@ class InProcessBare:
     """One bare client in the caller's own process and event loop, recording when each event
     (by ``event_id``) arrived. Against it the rig's observer is compared without the scheduling
     of two processes on shared cores, which alone puts 1-4 ms p99 between two identical bare
-    clients in processes of their own."""
+    clients in processes of their own. Each arrival is stamped with the loop thread's clocks too
+    (``ThreadStamp``), so what the rig's thread ran between the two hand-overs can be told from
+    time the kernel gave to something else."""
 
     def __init__(self, events: list[str]) -> None:
-        self.arrived: dict[str, float] = {}
+        self.arrived: dict[str, ThreadStamp] = {}
         self._client = socketio.AsyncClient(reconnection=False)
         for name in events:
             self._client.on(name, self._record)
 
     def _record(self, data: Any = None) -> None:
-        arrived = time.time()
+        arrived = ThreadStamp.now()
         if isinstance(data, dict) and data.get("event_id") is not None:
             self.arrived[str(data["event_id"])] = arrived
 

@@ -31,7 +31,9 @@ log = logging.getLogger("benchmarks")
 
 
 def stats_ms(samples_s: list[float]) -> dict[str, float]:
-    """Median, p99 and the like of durations in seconds, in milliseconds."""
+    """Median, p99 and the like of durations in seconds, in milliseconds (only ``n`` when none)."""
+    if not samples_s:
+        return {"n": 0}
     values = np.asarray(samples_s) * 1e3
     return {
         "n": len(values),
