@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import socketio
+from aiohttp import web
 
 from rig import paths
 from rig.contract import ContractValidator, ContractViolation
@@ -112,3 +114,33 @@ def test_callbacks_and_clear(client: WebSocketTestClient) -> None:
     assert seen == [1]
     client.clear_events()
     assert client.get_events() == []
+
+
+async def test_local_port_is_the_observers_end_of_its_websocket() -> None:
+    """The latency benchmark finds the observer's traffic in a capture by this port: it must be
+    the port the server sees the observer's connection come from."""
+    server = socketio.AsyncServer(async_mode="aiohttp")
+    peers: list[int] = []
+
+    @server.event
+    async def connect(sid: str, environ: dict) -> None:
+        peers.append(environ["aiohttp.request"].transport.get_extra_info("peername")[1])
+        await server.emit("connection_status", {"status": "connected", "sid": sid}, to=sid)  # as the firmware greets
+
+    app = web.Application()
+    server.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    client = WebSocketTestClient(f"http://127.0.0.1:{port}", name="t", default_timeout=5.0)
+    try:
+        with pytest.raises(ConnectionError, match="not connected"):
+            _ = client.local_port
+        await client.connect()
+        assert client.local_port == peers[0]
+        assert client.local_port != port
+    finally:
+        await client.disconnect()
+        await runner.cleanup()
