@@ -123,8 +123,13 @@ def check_tools(piper: Path, voice: Path) -> None:
         raise BuildError("festival has no ked voice: apt-get install festvox-kdlpc16k")
 
 
-def run(command: list[str], text: str | None = None) -> str:
-    done = subprocess.run(command, input=text, capture_output=True, text=True, timeout=120, check=False)
+def run(command: list[str], text: str | None = None, timeout: float = 1800.0) -> str:
+    """Run one tool; its last line of errors becomes the BuildError (bw over all of the speech
+    takes a minute or two here, so the limit is generous)."""
+    try:
+        done = subprocess.run(command, input=text, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{Path(command[0]).name} did not finish within {timeout:g} s") from None
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or [str(done.returncode)])[-1]
         raise BuildError(f"{Path(command[0]).name} failed: {reason}")
@@ -138,9 +143,12 @@ def synthesise(piper: Path, voice: Path) -> list[tuple[str, np.ndarray]]:
     ked = [(text, stretch) for text in (*COMMANDS, *phrases) for stretch in KED_STRETCHES]
     log.info("synthesising %d recordings with piper and %d with festival", len(jobs), len(ked))
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        said = list(pool.map(lambda job: (job[0], joe(piper, voice, *job)), jobs))
-        said += pool.map(lambda job: (job[0], ked_diphone(*job)), ked)
-    return said
+        futures = [pool.submit(joe, piper, voice, *job) for job in jobs]
+        futures += [pool.submit(ked_diphone, *job) for job in ked]
+        for done, _ in enumerate(concurrent.futures.as_completed(futures), 1):
+            if done % 100 == 0:
+                log.info("  %d of %d said", done, len(futures))
+        return [(text, future.result()) for (text, _), future in zip([*jobs, *ked], futures, strict=True)]
 
 
 def joe(piper: Path, voice: Path, text: str, setting: tuple[float, float, float]) -> np.ndarray:
