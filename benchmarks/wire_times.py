@@ -13,18 +13,24 @@ Needs tcpdump and the right to capture (root); without them the figure is left o
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import select
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import dpkt
 
 EVENT = re.compile(rb'42\["([^"]+)",\{.*?"event_id":\s*"([^"]+)"')
 READY_TIMEOUT_S = 10.0
+SETTLE_QUIET_S = 0.2  # the file unchanged this long: tcpdump has written what it had
+SETTLE_LIMIT_S = 3.0
+COUNT = re.compile(r"(\d+) packets? (captured|received by filter)")
+log = logging.getLogger(__name__)
 
 
 class CaptureUnavailable(RuntimeError):
@@ -66,13 +72,35 @@ class LoopbackCapture:
             raise CaptureUnavailable(f"tcpdump did not start capturing within {READY_TIMEOUT_S:g} s: {said!r}")
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        """End the capture once tcpdump has written what it was handed. A signal ends it at once,
+        and segments still in its ring buffer are lost: on a busy machine it may not have run
+        since the last one was sent. So the file must first stay the same size for a while;
+        tcpdump's own count at exit then says whether anything matched but was not written."""
+        if self._process.poll() is not None:
+            return
+        self._settle()
+        self._process.terminate()
+        try:
+            _, said = self._process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+            return
+        counts = {name: int(n) for n, name in COUNT.findall(said.decode(errors="replace"))}
+        lost = counts.get("received by filter", 0) - counts.get("captured", 0)
+        if lost > 0:
+            log.warning("tcpdump ended before it wrote %d of the segments it matched: their arrivals are missing", lost)
+
+    def _settle(self) -> None:
+        deadline = time.monotonic() + SETTLE_LIMIT_S
+        size, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now = self._file.stat().st_size if self._file.exists() else 0
+            if now != size:
+                size, since = now, time.monotonic()
+            elif time.monotonic() - since >= SETTLE_QUIET_S:
+                return
+            time.sleep(0.02)
 
     def arrivals(self, event: str) -> dict[tuple[int, str], float]:
         """``arrivals`` of what was captured (call ``stop`` first)."""
