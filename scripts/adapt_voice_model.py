@@ -30,7 +30,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +44,7 @@ from musicbox.voice import ADAPTATION, COMMANDS, SAMPLE_RATE  # noqa: E402
 from benchmarks.signal_detection import NOT_COMMANDS  # noqa: E402
 from device_drivers.audio import speech  # noqa: E402
 from device_drivers.audio.analysis import add_noise, resample  # noqa: E402
-from device_drivers.audio.wavfile import read_wav, to_pcm16  # noqa: E402
+from device_drivers.audio.wavfile import read_wav, write_wav  # noqa: E402
 
 log = logging.getLogger("adapt_voice_model")
 SPHINXTRAIN = Path("/usr/lib/sphinxtrain")
@@ -173,12 +172,6 @@ def at_16k(wav: Path) -> np.ndarray:
     return resample(samples, rate, SAMPLE_RATE)
 
 
-def pink_noise(count: int, rng: np.random.Generator) -> np.ndarray:
-    spectrum = np.fft.rfft(rng.normal(size=count))
-    spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
-    return np.fft.irfft(spectrum, count)
-
-
 def noisy_utterances(
     recordings: list[tuple[str, np.ndarray]], folder: Path, rng: np.random.Generator
 ) -> list[tuple[str, str]]:
@@ -193,17 +186,9 @@ def noisy_utterances(
         power = speech.voiced_power(clean)
         for copy in range(NOISY_COPIES):
             snr = float(rng.choice(SNRS_DB))
-            if rng.random() < 0.5:
-                noisy = add_noise(clean, snr, rng, power=power)
-            else:
-                noise = pink_noise(len(clean), rng)
-                noisy = clean + noise * np.sqrt(power / 10 ** (snr / 10) / np.mean(np.square(noise)))
+            noisy = add_noise(clean, snr, rng, power=power, pink=bool(rng.random() < 0.5))
             uid = f"u{number:04d}_{copy}"
-            with wave.open(str(folder / f"{uid}.wav"), "wb") as out:
-                out.setnchannels(1)
-                out.setsampwidth(2)
-                out.setframerate(SAMPLE_RATE)
-                out.writeframes(to_pcm16(for_decoding(noisy).samples))
+            write_wav(folder / f"{uid}.wav", for_decoding(noisy).samples, SAMPLE_RATE)
             utterances.append((uid, text))
     return utterances
 

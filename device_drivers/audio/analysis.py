@@ -271,12 +271,20 @@ def sine(frequency: float, seconds: float, sample_rate: int, level: float = 0.5,
     return level * fade * np.sin(2 * np.pi * frequency * t)
 
 
-def add_noise(x: Signal, snr: float, rng: np.random.Generator, *, power: float | None = None) -> Signal:
+def add_noise(
+    x: Signal, snr: float, rng: np.random.Generator, *, power: float | None = None, pink: bool = False
+) -> Signal:
     """White noise over the whole signal, ``snr`` dB below ``power``: by default the signal's
-    mean power; give the power of its tone, keys or words alone when silence surrounds them."""
+    mean power; give the power of its tone, keys or words alone when silence surrounds them.
+    ``pink``: noise whose power falls 3 dB per octave (fans, rooms), at the same total power."""
     if power is None:
         power = float(np.mean(np.square(x)))
-    return x + rng.normal(0.0, math.sqrt(power / 10 ** (snr / 10)), len(x))
+    if not pink:
+        return x + rng.normal(0.0, math.sqrt(power / 10 ** (snr / 10)), len(x))
+    spectrum = np.fft.rfft(rng.normal(size=len(x)))
+    spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
+    noise = np.fft.irfft(spectrum, len(x))
+    return x + noise * math.sqrt(power / 10 ** (snr / 10) / float(np.mean(np.square(noise))))
 
 
 def align(recording: Signal, reference: Signal) -> tuple[int, float]:

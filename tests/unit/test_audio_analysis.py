@@ -39,6 +39,20 @@ def test_snr_of_a_tone_in_white_noise(snr: float, rng: np.random.Generator) -> N
     assert analysis.snr_db(tone, RATE, 440.0) == pytest.approx(snr, abs=1.5)
 
 
+def test_pink_noise_has_the_snr_and_falls_3_db_per_octave(rng: np.random.Generator) -> None:
+    noise = analysis.add_noise(np.zeros(4 * RATE), 10.0, rng, power=0.01, pink=True)
+    assert float(np.mean(np.square(noise))) == pytest.approx(0.001, rel=1e-6)
+    spectrum = np.abs(np.fft.rfft(noise)) ** 2
+    hz = np.fft.rfftfreq(len(noise), 1 / RATE)
+
+    def density_db(low: float) -> float:
+        """Mean power per bin over [low, 1.2 × low)."""
+        return 10 * math.log10(float(spectrum[(hz >= low) & (hz < 1.2 * low)].mean()))
+
+    assert density_db(500.0) - density_db(1000.0) == pytest.approx(3.0, abs=0.5)
+    assert density_db(1000.0) - density_db(2000.0) == pytest.approx(3.0, abs=0.5)
+
+
 @pytest.mark.parametrize("fade_ms", [10.0, 0.0])
 @pytest.mark.parametrize("snr", [30.0, 10.0, 5.0])
 def test_tone_onset_within_5_ms(snr: float, fade_ms: float, rng: np.random.Generator) -> None:
