@@ -24,6 +24,8 @@ from typing import Any
 
 import socketio
 
+from rig.observer import websocket_local_port
+
 from .thread_clock import ThreadStamp
 
 CONNECT_BATCH = 50  # connections opened at once: the firmware's accept loop is one of two cores
@@ -79,7 +81,7 @@ class InProcessBare:
     @property
     def local_port(self) -> int:
         """The port of this client's end of its WebSocket, to find its traffic in a capture."""
-        return int(self._client.eio.ws.get_extra_info("sockname")[1])
+        return websocket_local_port(self._client, "the in-process bare client")
 
     async def disconnect(self) -> None:
         await self._client.disconnect()

@@ -80,6 +80,13 @@ class CapturedEvent:
         return self.data
 
 
+def websocket_local_port(client: socketio.AsyncClient, name: str) -> int:
+    """The local port of a python-socketio client's WebSocket (aiohttp's transport knows it)."""
+    if client.eio.ws is None:
+        raise ConnectionError(f"{name}: not connected over a WebSocket")
+    return int(client.eio.ws.get_extra_info("sockname")[1])
+
+
 class WebSocketTestClient:
     def __init__(
         self,
@@ -132,9 +139,7 @@ class WebSocketTestClient:
     def local_port(self) -> int:
         """The port of the observer's end of its WebSocket, to find its traffic in a packet
         capture (the latency benchmark times each broadcast's arrival at each socket)."""
-        if self._sio.eio.ws is None:
-            raise ConnectionError(f"{self.name}: not connected over a WebSocket")
-        return int(self._sio.eio.ws.get_extra_info("sockname")[1])
+        return websocket_local_port(self._sio, self.name)
 
     async def connect(self, timeout: float | None = None) -> None:
         timeout = timeout or self.default_timeout
