@@ -156,11 +156,15 @@ def run(command: list[str], text: str | None = None, timeout: float = 1800.0) ->
     return done.stdout
 
 
+def training_texts() -> tuple[str, ...]:
+    """The seven commands and the phrases, less any the benchmark says as its other speech."""
+    return (*COMMANDS, *(phrase for phrase in PHRASES if phrase not in NOT_COMMANDS))
+
+
 def synthesise(piper: Path, voice: Path) -> list[tuple[str, np.ndarray]]:
     """(text, 16 kHz samples): each command and phrase in every setting of both voices."""
-    phrases = [p for p in PHRASES if p not in NOT_COMMANDS]
-    jobs = [(text, setting) for text in (*COMMANDS, *phrases) for setting in JOE_SETTINGS]
-    ked = [(text, stretch) for text in (*COMMANDS, *phrases) for stretch in KED_STRETCHES]
+    jobs = [(text, setting) for text in training_texts() for setting in JOE_SETTINGS]
+    ked = [(text, stretch) for text in training_texts() for stretch in KED_STRETCHES]
     log.info("synthesising %d recordings with piper and %d with festival", len(jobs), len(ked))
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         futures = [pool.submit(joe, piper, voice, *job) for job in jobs]
@@ -192,9 +196,7 @@ def kokoro(python: Path, folder: Path) -> list[tuple[str, np.ndarray]]:
     """(text, 16 kHz samples): each command and phrase in every voice and speed of Kokoro's
     (scripts/kokoro_english.py, one process for all of them: the model loads once)."""
     folder.mkdir()
-    phrases = [p for p in PHRASES if p not in NOT_COMMANDS]
-    texts = (*COMMANDS, *phrases)
-    said = [(text, voice, speed) for text in texts for voice in KOKORO_VOICES for speed in KOKORO_SPEEDS]
+    said = [(text, voice, speed) for text in training_texts() for voice in KOKORO_VOICES for speed in KOKORO_SPEEDS]
     jobs = [
         {"text": text, "voice": voice, "speed": speed, "out": str(folder / f"k{number:04d}.wav")}
         for number, (text, voice, speed) in enumerate(said)

@@ -142,7 +142,7 @@ def test_kokoro_is_given_its_own_english_symbols() -> None:
     kokoro = load_script("kokoro_english")
     assert kokoro.phonemes("play") == "plˈA"
     assert kokoro.phonemes("volume down") == "vˈɑljum dˈWn"
-    for text in (*COMMANDS, *script.PHRASES):
+    for text in script.training_texts():
         said = kokoro.phonemes(text)
         left = [ipa for ipa in ("eɪ", "aɪ", "aʊ", "ɔɪ", "oʊ", "tʃ", "dʒ", "ɚ", "ː") if ipa in said]
         assert not left, f"{text!r} -> {said!r} still has {left}"
