@@ -36,6 +36,7 @@ MISAKI = (
 
 
 def phonemes(text: str) -> str:
+    """``text`` as Kokoro's symbols, stress marks and word spaces kept."""
     ipa = subprocess.run(
         ["espeak-ng", "-q", "--ipa", "-v", "en-us", text], capture_output=True, text=True, check=True, timeout=30
     ).stdout

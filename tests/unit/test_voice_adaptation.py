@@ -1,7 +1,7 @@
 """The firmware's noise adaptation of its acoustic model (``musicbox/noisy_en_us.means``): it
 loads, it hears more commands in noise than the model as shipped, it takes no other phrase for
-a command, and the build script's conversion of pocketsphinx's quantised mixture weights is
-the one sphinxtrain's Baum-Welch reads."""
+a command, the build script's conversion of pocketsphinx's quantised mixture weights is the
+one sphinxtrain's Baum-Welch reads, and its female voices are given Kokoro's own symbols."""
 
 from __future__ import annotations
 
