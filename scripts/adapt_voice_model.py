@@ -143,16 +143,21 @@ def check_tools(piper: Path, voice: Path, kokoro_python: Path) -> None:
         raise BuildError(f"{kokoro_python}: no Kokoro ({exc}): {install}") from None
 
 
-def run(command: list[str], text: str | None = None, timeout: float = 1800.0) -> str:
+def run(command: list[str], text: str | None = None, timeout: float = 1800.0, *, show_errors: bool = False) -> str:
     """Run one tool; its last line of errors becomes the BuildError (bw over all of the speech
-    takes a minute or two here, so the limit is generous)."""
+    takes a minute or two here, so the limit is generous). ``show_errors``: the tool's standard
+    error goes straight to ours, for a long job that reports its progress there."""
+    name = Path(command[0]).name
     try:
-        done = subprocess.run(command, input=text, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            command, input=text, stdout=subprocess.PIPE, stderr=None if show_errors else subprocess.PIPE,
+            text=True, timeout=timeout, check=False,
+        )  # fmt: skip
     except subprocess.TimeoutExpired:
-        raise BuildError(f"{Path(command[0]).name} did not finish within {timeout:g} s") from None
+        raise BuildError(f"{name} did not finish within {timeout:g} s") from None
     if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or [str(done.returncode)])[-1]
-        raise BuildError(f"{Path(command[0]).name} failed: {reason}")
+        reason = (done.stderr.strip().splitlines() if done.stderr else []) or [f"exit status {done.returncode}"]
+        raise BuildError(f"{name} failed: {reason[-1]}")
     return done.stdout
 
 
@@ -202,15 +207,8 @@ def kokoro(python: Path, folder: Path) -> list[tuple[str, np.ndarray]]:
         for number, (text, voice, speed) in enumerate(said)
     ]
     log.info("synthesising %d recordings with Kokoro", len(jobs))
-    (folder / "jobs.jsonl").write_text("".join(json.dumps(job) + "\n" for job in jobs))
-    command = [str(python), str(ROOT / "scripts" / "kokoro_english.py")]
-    with (folder / "jobs.jsonl").open() as jobs_file:  # its progress and errors go straight to ours
-        try:
-            done = subprocess.run(command, stdin=jobs_file, stdout=subprocess.DEVNULL, timeout=3600, check=False)
-        except subprocess.TimeoutExpired:
-            raise BuildError("kokoro_english.py did not finish within 3600 s") from None
-    if done.returncode != 0:
-        raise BuildError(f"kokoro_english.py failed with exit status {done.returncode} (its error is above)")
+    lines = "".join(json.dumps(job) + "\n" for job in jobs)
+    run([str(python), str(ROOT / "scripts" / "kokoro_english.py")], text=lines, timeout=3600, show_errors=True)
     return [(job["text"], at_16k(Path(job["out"]))) for job in jobs]
 
 

@@ -63,7 +63,8 @@ def main() -> int:
             print(f"kokoro_english: {job['text']!r}: no Kokoro symbol for {''.join(unknown)}", file=sys.stderr)
             return 2
         tokens = [vocab[symbol] for symbol in said]
-        style = voices[job["voice"]][min(len(tokens), len(voices[job["voice"]])) - 1]  # one per phoneme count
+        styles = voices[job["voice"]]  # one style vector per phoneme count
+        style = styles[min(len(tokens), len(styles)) - 1]
         audio = session.run(
             None,
             {
