@@ -29,7 +29,7 @@ from .common import report, setup_logging, virtual_pi
 
 FILES = 500
 TOTAL_BYTES = 50 * 1024 * 1024
-REPEATS = 5  # no-op and one-file runs are short: their median over a few
+REPEATS = 9  # no-op and one-file runs are short and the machine noisy: their median over several
 FULL_REPEATS = 3
 
 
@@ -93,6 +93,9 @@ def rig_deploys(pi: Any, tree: Path) -> dict[str, Any]:
             ssh.run(f"rm -rf {root}/releases {root}/current", timeout=60).check()
             HashCache(tree).path.unlink(missing_ok=True)
             full.append(once(Deployer(ssh, pi.deploy_target())))  # a first deploy: nothing on the Pi, no hash kept
+        # The full deploys leave 150 MB for the Pi's disk to write back, which slowed the next
+        # redeploys by up to half: each side starts its redeploys with the disk written.
+        ssh.run("sync", timeout=120).check()
         deployer = Deployer(ssh, pi.deploy_target())
         noop = [once(deployer) for _ in range(REPEATS)]
         one = []
@@ -129,6 +132,7 @@ def alternatives(info: SimInfo, tree: Path, folder: Path) -> dict[str, Any]:
         subprocess.run(["ssh", *options, login, f"rm -rf {remote}/*"], check=True, capture_output=True, timeout=60)
         full_rsync.append(timed_run(rsync))
         full_scp.append(timed_run(scp))
+    subprocess.run(["ssh", *options, login, "sync"], check=True, capture_output=True, timeout=120)
     noop_rsync = float(np.median([timed_run(rsync) for _ in range(REPEATS)]))
     one_rsync = []
     for index in range(REPEATS):

@@ -136,6 +136,7 @@ class PiState:
     current: str | None  # the running release
     venv_ready: bool  # the environment of these requirements is built
     free_kib: int | None  # free space under the deploy root (None: df said nothing usable)
+    releases: tuple[str, ...]  # the finished releases, oldest first
 
 
 def _free_kib(df_line: str) -> int | None:
@@ -187,16 +188,22 @@ class Deployer:
         return local, plan(local, self.deployed_manifest(self.current_release()))
 
     def _state(self, req_hash: str) -> PiState:
-        """What a deploy needs to know of the Pi, in one round trip: a redeploy of one file is
-        otherwise mostly waiting on round trips."""
+        """What a deploy needs to know of the Pi, in one round trip (a redeploy of one file is
+        otherwise mostly waiting on round trips); it also makes the deploy root's folders."""
+        folders = [self._q(name) for name in ("releases", "venvs", "data")]
         out = self._sh(
+            # test is the shell's own: mkdir runs (a process) only on a first deploy
+            f"{' && '.join(f'test -d {f}' for f in folders)} || mkdir -p {' '.join(folders)} || exit; "
             f'echo "current=$(readlink {self._q("current")})"; '
             f"test -f {self._q('venvs', req_hash, '.rig-complete')} && echo venv=ready; "
-            f'echo "df=$(df -Pk {self._q()} 2>/dev/null | tail -n 1)"'
+            f'echo "df=$(df -Pk {self._q()} 2>/dev/null | tail -n 1)"; '
+            f'echo releases:; for r in {self._q("releases")}/*; do echo "${{r##*/}}"; done'  # builtins only
         )
-        said = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        head, _, listing = out.partition("releases:\n")
+        said = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
         current = said.get("current", "").rsplit("/", 1)[-1] or None
-        return PiState(current, said.get("venv") == "ready", _free_kib(said.get("df", "")))
+        releases = sorted(name for name in listing.split() if name != "*" and not name.endswith(".partial"))
+        return PiState(current, said.get("venv") == "ready", _free_kib(said.get("df", "")), tuple(releases))
 
     # -- deploy ------------------------------------------------------------------------------
     def deploy(self, firmware: Path) -> DeployResult:
@@ -217,9 +224,8 @@ class Deployer:
                 f"the Pi's disk is full: {state.free_kib} KiB free under {self.root}, the upload needs {needed} KiB"
             )
         try:
-            sent = self._upload(firmware, partial, changes, local)
             venv_built = False if state.venv_ready else self._build_venv(firmware, req_hash)
-            self._finish_release(partial, release, req_hash)
+            sent = self._release_and_switch(firmware, partial, release, req_hash, changes, local)
         except (SshError, OSError, EOFError, paramiko.SSHException) as exc:
             leftovers = [partial] if state.venv_ready else [partial, f"venvs/{req_hash}"]
             raise DeployError(
@@ -227,9 +233,9 @@ class Deployer:
                 f"The running release ({current or 'none'}) is untouched; deploy again when the cause is fixed"
             ) from exc
         self._deployed = (release, local)
-        self._switch(release)
+        log.info("switched to release %s", release)
         self.restart_and_wait()
-        self._prune(keep={release, current})
+        self._prune((*state.releases, release), keep={release, current})
         return DeployResult(
             release, len(changes.upload()), sent, len(changes.removed), time.monotonic() - started, venv_built
         )
@@ -250,14 +256,18 @@ class Deployer:
             return f"the Pi's disk is full ({free} KiB free under {self.root}): {reason}"
         return reason
 
-    def _upload(self, firmware: Path, partial: str, changes: Plan, local: Manifest) -> int:
-        """Make the partial release (hard links of the running one, less the removed files) and
-        send the changed files into it as one tar stream, the new manifest last, all on one channel:
-        per-file SFTP cost five round trips a file (open, write, stat, chmod, rename), which made
-        a 500-file deploy half as fast as scp. The manifest is a hard link of the running
-        release's, replaced like every other file, so the running release keeps describing itself.
-        A stream cut short leaves a truncated file only in the partial release, which no deploy
-        ever switches to or reuses."""
+    def _release_and_switch(
+        self, firmware: Path, partial: str, release: str, req_hash: str, changes: Plan, local: Manifest
+    ) -> int:
+        """Make the partial release (hard links of the running one, less the removed files), send
+        the changed files into it as one tar stream, the new manifest last, then finish the release
+        and switch ``current`` to it, all in one command on one channel: per-file SFTP cost five
+        round trips a file (open, write, stat, chmod, rename), which made a 500-file deploy half as
+        fast as scp, and finishing and switching in commands of their own cost a one-file redeploy
+        two more round trips. The partial release's manifest (a hard link of the running one's) is
+        removed before the stream, so only a stream that arrived whole leaves one there: a stream
+        cut short, even between two files where tar sees a clean end, is never switched to. Until
+        the switch's rename, the running release is untouched."""
         files = changes.upload()
         total = sum(local.files[f].size for f in files)
         sent = 0
@@ -282,15 +292,20 @@ class Deployer:
             stdin.flush()
 
         prepare = (
-            f"mkdir -p {self._q('releases')} {self._q('venvs')} {self._q('data')} && "
             f"rm -rf {self._q('releases')}/*.partial && "  # what a broken deploy left
             f"if [ -d {self._q('current')}/ ]; "
             f"then cp -al {self._q('current')}/. {self._q(partial)}; else mkdir {self._q(partial)}; fi"
         )
-        if changes.removed:
-            prepare += " && rm -f " + " ".join(self._q(partial, p) for p in changes.removed)
+        removed = [*changes.removed, MANIFEST_NAME]
+        prepare += " && rm -f " + " ".join(self._q(partial, p) for p in removed)
         unpack = f"tar -x -f - -p --no-same-owner --unlink-first -C {self._q(partial)}"
-        self.ssh.run_with_input(f"{prepare} && {unpack}", write, timeout=120 + total / 1e6).check()
+        finish = (
+            f"test -s {self._q(partial, MANIFEST_NAME)} && "
+            f"ln -sfn ../../venvs/{req_hash} {self._q(partial, '.venv')} && "
+            f"mv -T {self._q(partial)} {self._q('releases', release)}"
+        )
+        command = f"{prepare} && {unpack} && {finish} && {self._switch_command(release)}"
+        self.ssh.run_with_input(command, write, timeout=120 + total / 1e6).check()
         return sent
 
     def _build_venv(self, firmware: Path, req_hash: str) -> bool:
@@ -410,22 +425,17 @@ class Deployer:
                 wheel.replace(cache / wheel.name)
         (cache / ".complete").touch()
 
-    def _finish_release(self, partial: str, release: str, req_hash: str) -> None:
-        self._sh(
-            f"ln -sfn ../../venvs/{req_hash} {self._q(partial, '.venv')} && "
-            f"mv -T {self._q(partial)} {self._q('releases', release)}"
-        )
-
-    def _switch(self, release: str) -> None:
+    def _switch_command(self, release: str) -> str:
         """One rename switches ``current``: the Pi never sees a half-switched tree."""
-        self._sh(
+        return (
             f"ln -sfn releases/{shlex.quote(release)} {self._q('current.new')} && "
             f"mv -T {self._q('current.new')} {self._q('current')}"
         )
-        log.info("switched to release %s", release)
 
-    def _prune(self, keep: set[str | None]) -> None:
-        old = [r for r in self.releases()[:-KEEP_RELEASES] if r not in keep]
+    def _prune(self, releases: tuple[str, ...], keep: set[str | None]) -> None:
+        """Remove all but the newest KEEP_RELEASES of ``releases`` (the Pi's, as the deploy left
+        them), sparing ``keep``."""
+        old = [r for r in sorted(releases)[:-KEEP_RELEASES] if r not in keep]
         if old:
             self._sh("rm -rf " + " ".join(self._q("releases", r) for r in old))
 
@@ -463,7 +473,8 @@ class Deployer:
         if current not in releases or releases.index(current) == 0:
             raise DeployError(f"no release before {current or 'the current one'} to roll back to (have: {releases})")
         previous = releases[releases.index(current) - 1]
-        self._switch(previous)
+        self._sh(self._switch_command(previous))
+        log.info("switched to release %s", previous)
         self.restart_and_wait()
         return previous
 

@@ -129,6 +129,28 @@ def test_link_drop_during_upload_leaves_the_old_release_running(ssh_pi: VirtualP
         assert json.loads(deployed)["tree_hash"] == build_manifest(firmware).tree_hash
 
 
+def test_a_file_gone_during_the_upload_is_never_switched_to(ssh_pi: VirtualPi, firmware: Path) -> None:
+    """A file deleted while the stream is written ends the tar stream between two files, where the
+    Pi's tar sees a clean end and exits 0: the release that lacks it must not go live."""
+    with SshSession(ssh_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=10) as ssh:
+        deployer = Deployer(ssh, ssh_pi.deploy_target())
+        good = deployer.deploy(firmware)
+        # 512 KiB, a whole number of tar blocks: the stream is sent up to exactly the end of a.txt.
+        (firmware / "a.txt").write_bytes(b"a" * 512 * 1024)
+        (firmware / "b.txt").write_text("b")
+
+        def delete_the_next_file(name: str, done: int, files: int, sent: int, total: int) -> None:
+            if name == "a.txt":
+                (firmware / "b.txt").unlink()
+
+        broken = Deployer(ssh, ssh_pi.deploy_target(), progress=delete_the_next_file)
+        with pytest.raises(DeployError, match=rf"before the switch: .*b\.txt.*\({good.release}\) is untouched"):
+            broken.deploy(firmware)
+        assert deployer.current_release() == good.release
+        assert deployer.releases() == [good.release], "no release was finished without the file"
+        assert httpx.get(f"{ssh_pi.info().url}/api/health").status_code == 200  # type: ignore[union-attr]
+
+
 def test_unhealthy_release_shows_the_journal_and_rolls_back(ssh_pi: VirtualPi, firmware: Path) -> None:
     with SshSession(ssh_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=10) as ssh:
         target = replace(ssh_pi.deploy_target(), health_timeout_s=4.0)
