@@ -223,11 +223,13 @@ class Deployer:
             raise DeployError(
                 f"the Pi's disk is full: {state.free_kib} KiB free under {self.root}, the upload needs {needed} KiB"
             )
+        venv_built = False
         try:
             venv_built = False if state.venv_ready else self._build_venv(firmware, req_hash)
             sent = self._release_and_switch(firmware, partial, release, req_hash, changes, local)
         except (SshError, OSError, EOFError, paramiko.SSHException) as exc:
-            leftovers = [partial] if state.venv_ready else [partial, f"venvs/{req_hash}"]
+            # An environment that was finished stays: only the stream failed, and it is reused.
+            leftovers = [partial] if state.venv_ready or venv_built else [partial, f"venvs/{req_hash}"]
             raise DeployError(
                 f"deploy of release {release} failed before the switch: {self._explain(exc, leftovers)}. "
                 f"The running release ({current or 'none'}) is untouched; deploy again when the cause is fixed"

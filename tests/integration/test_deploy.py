@@ -131,10 +131,13 @@ def test_link_drop_during_upload_leaves_the_old_release_running(ssh_pi: VirtualP
 
 def test_a_file_gone_during_the_upload_is_never_switched_to(ssh_pi: VirtualPi, firmware: Path) -> None:
     """A file deleted while the stream is written ends the tar stream between two files, where the
-    Pi's tar sees a clean end and exits 0: the release that lacks it must not go live."""
+    Pi's tar sees a clean end and exits 0: the release that lacks it must not go live. The new
+    environment the deploy had finished before the stream is kept for the next try."""
     with SshSession(ssh_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=10) as ssh:
         deployer = Deployer(ssh, ssh_pi.deploy_target())
         good = deployer.deploy(firmware)
+        requirements = firmware / "requirements.txt"
+        requirements.write_text(requirements.read_text() + "# a new environment\n")
         # 512 KiB, a whole number of tar blocks: the stream is sent up to exactly the end of a.txt.
         (firmware / "a.txt").write_bytes(b"a" * 512 * 1024)
         (firmware / "b.txt").write_text("b")
@@ -149,6 +152,11 @@ def test_a_file_gone_during_the_upload_is_never_switched_to(ssh_pi: VirtualPi, f
         assert deployer.current_release() == good.release
         assert deployer.releases() == [good.release], "no release was finished without the file"
         assert httpx.get(f"{ssh_pi.info().url}/api/health").status_code == 200  # type: ignore[union-attr]
+
+        (firmware / "b.txt").write_text("b")
+        again = deployer.deploy(firmware)
+        assert not again.venv_built, "the environment finished before the broken stream is reused"
+        assert deployer.current_release() == again.release != good.release
 
 
 def test_unhealthy_release_shows_the_journal_and_rolls_back(ssh_pi: VirtualPi, firmware: Path) -> None:
