@@ -139,6 +139,12 @@ class PiState:
     releases: tuple[str, ...]  # the finished releases, oldest first
 
 
+def _finished(listing: str) -> list[str]:
+    """The finished releases in a listing of releases/, oldest first (an empty folder's glob
+    stays a literal ``*``; a ``.partial`` is a broken deploy's leftover)."""
+    return sorted(name for name in listing.split() if name != "*" and not name.endswith(".partial"))
+
+
 def _free_kib(df_line: str) -> int | None:
     """The free KiB of one line of ``df -Pk`` output."""
     fields = df_line.split()
@@ -180,8 +186,11 @@ class Deployer:
         return result.stdout.strip().rsplit("/", 1)[-1] if result.ok and result.stdout.strip() else None
 
     def releases(self) -> list[str]:
-        out = self._sh(f"mkdir -p {self._q('releases')} && ls -1 {self._q('releases')}")
-        return sorted(name for name in out.split() if not name.endswith(".partial"))
+        return _finished(self._sh(f"mkdir -p {self._q('releases')} && {self._list_releases()}"))
+
+    def _list_releases(self) -> str:
+        """Shell that prints each name in releases/ on a line, with builtins only (no process)."""
+        return f'for r in {self._q("releases")}/*; do echo "${{r##*/}}"; done'
 
     def plan(self, firmware: Path) -> tuple[Manifest, Plan]:
         local = build_manifest(firmware)
@@ -197,13 +206,12 @@ class Deployer:
             f'echo "current=$(readlink {self._q("current")})"; '
             f"test -f {self._q('venvs', req_hash, '.rig-complete')} && echo venv=ready; "
             f'echo "df=$(df -Pk {self._q()} 2>/dev/null | tail -n 1)"; '
-            f'echo releases:; for r in {self._q("releases")}/*; do echo "${{r##*/}}"; done'  # builtins only
+            f"echo releases:; {self._list_releases()}"
         )
         head, _, listing = out.partition("releases:\n")
         said = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
         current = said.get("current", "").rsplit("/", 1)[-1] or None
-        releases = sorted(name for name in listing.split() if name != "*" and not name.endswith(".partial"))
-        return PiState(current, said.get("venv") == "ready", _free_kib(said.get("df", "")), tuple(releases))
+        return PiState(current, said.get("venv") == "ready", _free_kib(said.get("df", "")), tuple(_finished(listing)))
 
     # -- deploy ------------------------------------------------------------------------------
     def deploy(self, firmware: Path) -> DeployResult:
