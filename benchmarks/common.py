@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -81,9 +82,12 @@ def local_dut(state_dir: Path) -> Dut:
 
 
 def report(name: str, figures: dict[str, Any]) -> dict[str, Any]:
-    """Print the figures as JSON and keep them in ``results/NAME.json`` with where they were measured."""
+    """Print the figures as JSON and keep them in ``results/NAME.json`` with where they were
+    measured and the command that measured them: a run with other arguments (fewer stimuli, one
+    form) overwrites the same file, and its record must say so."""
     record = {
         "benchmark": name,
+        "command": shlex.join(["python", "-m", f"benchmarks.{name}", *sys.argv[1:]]),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"cpus": _cpus(), "python": platform.python_version(), "kernel": platform.release()},
         **figures,

@@ -108,6 +108,7 @@ class WebSocketTestClient:
         self.transports = list(transports)
         self.captured_events: list[CapturedEvent] = []
         self._by_type: dict[str, list[CapturedEvent]] = {}  # what a wait scans: only its own event type
+        self._consumed_before: dict[str, int] = {}  # per type: every event before this position is consumed
         self._unchecked: list[tuple[str, Any]] = []  # arrived, not yet checked against the contract
         self.repeats: Counter[str] = Counter()
         self.repeat_types: dict[str, str] = {}
@@ -312,13 +313,23 @@ class WebSocketTestClient:
         await self._sio.emit(event, data if data is not None else {})
 
     # -- waiting ---------------------------------------------------------------------------
-    def _first_match(self, event: str, predicate: Predicate | None) -> CapturedEvent | None:
-        for captured in self._by_type.get(event, ()):
-            if captured.consumed:
-                continue
-            if predicate is None or predicate(captured):
-                return captured
-        return None
+    def _first_match(self, event: str, predicate: Predicate | None, start: int) -> tuple[CapturedEvent | None, int]:
+        """The first unconsumed ``event`` from position ``start`` on that the predicate accepts,
+        and how far the scan went. What it passed over stays passed over (a consumed event stays
+        consumed; a predicate judges the event alone), so a woken wait scans only what arrived
+        since, and every wait skips the consumed events at the front: the cost of a wake does not
+        grow with the session (scanning every earlier ``state:player`` cost 65 µs per wake after
+        600 of them, on the path from an event's arrival to the waiting test)."""
+        arrived = self._by_type.get(event, [])
+        front = self._consumed_before.get(event, 0)
+        while front < len(arrived) and arrived[front].consumed:
+            front += 1
+        self._consumed_before[event] = front
+        for position in range(max(start, front), len(arrived)):  # (islice would step over the skipped ones)
+            captured = arrived[position]
+            if not captured.consumed and (predicate is None or predicate(captured)):
+                return captured, len(arrived)
+        return None, len(arrived)
 
     async def wait_for_event(
         self, event: str, timeout: float | None = None, predicate: Predicate | None = None
@@ -328,7 +339,8 @@ class WebSocketTestClient:
         self._waiting += 1
         try:
             async with self._arrived:
-                while (found := self._first_match(event, predicate)) is None:
+                found, scanned = self._first_match(event, predicate, 0)
+                while found is None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise EventTimeout(self._timeout_message(event, timeout, predicate))
@@ -338,7 +350,8 @@ class WebSocketTestClient:
                         async with asyncio.timeout(remaining):
                             await self._arrived.wait()
                     except TimeoutError:
-                        continue
+                        pass  # one more look: an event may have come with the deadline
+                    found, scanned = self._first_match(event, predicate, scanned)
         finally:
             self._waiting -= 1
         found.consumed = True
@@ -378,6 +391,7 @@ class WebSocketTestClient:
     def clear_events(self) -> None:
         self.captured_events.clear()
         self._by_type.clear()
+        self._consumed_before.clear()
         self._last_state = None
 
     def register_callback(self, event: str, callback: Callable[[CapturedEvent], Any]) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import socketio
 from aiohttp import web
 
 from rig import paths
 from rig.contract import ContractValidator, ContractViolation
-from rig.observer import EventTimeout, WebSocketTestClient
+from rig.observer import CapturedEvent, EventTimeout, WebSocketTestClient
 
 
 def envelope(seq: int, event_id: str, event_type: str = "state:volume_changed", volume: int = 5) -> dict:
@@ -105,6 +107,29 @@ async def test_predicate_and_multiple(client: WebSocketTestClient) -> None:
     assert [e.payload["volume"] for e in odd] == [1, 3]
     with pytest.raises(EventTimeout, match="got 2 of 3"):
         await client.wait_for_multiple_events("state:volume_changed", 3, timeout=0.05)
+
+
+async def test_a_woken_wait_looks_only_at_what_arrived_since(client: WebSocketTestClient) -> None:
+    """A wake's cost must not grow with the session: the predicate sees each event once per wait,
+    and never an event an earlier wait consumed."""
+    for i in range(50):
+        client.ingest("state:volume_changed", envelope(i + 1, f"used{i}", volume=1))
+    for _ in range(50):
+        await client.wait_for_event("state:volume_changed", timeout=0.1)
+    for i in range(30):
+        client.ingest("state:volume_changed", envelope(51 + i, f"other{i}", volume=2))
+    judged: list[str] = []
+
+    def wanted(event: CapturedEvent) -> bool:
+        judged.append(str(event.event_id))
+        return event.payload["volume"] == 3
+
+    waiting = asyncio.create_task(client.wait_for_event("state:volume_changed", timeout=2.0, predicate=wanted))
+    await asyncio.sleep(0.01)
+    await client._on_any("state:volume_changed", envelope(81, "late-other", volume=2))
+    await client._on_any("state:volume_changed", envelope(82, "wanted", volume=3))
+    assert (await waiting).event_id == "wanted"
+    assert judged == [f"other{i}" for i in range(30)] + ["late-other", "wanted"]
 
 
 def test_callbacks_and_clear(client: WebSocketTestClient) -> None:
