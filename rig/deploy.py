@@ -4,6 +4,7 @@ Layout on the Pi, under the deploy root:
 
     releases/<id>/         one complete tree each, with .rig-manifest.json and .venv -> ../../venvs/<hash>
     current -> releases/<id>   switched with one rename, only once a release is complete
+    restart-pending        made with each switch, removed once the service runs healthy on it
     venvs/<requirements hash>/ the firmware's Python environment; rebuilt only when requirements change
     wheelhouse/<hash>/     wheels the host pushed, for benches without internet
     data/                  the firmware's data, kept across releases
@@ -12,7 +13,9 @@ A new release starts as hard links of the current one (``cp -al``), so unchanged
 nothing; changed files travel as one tar stream on one channel, unpacked by the Pi's tar with
 ``--unlink-first``, which replaces each link instead of writing through it into the old release.
 Until the switch, the old release keeps running untouched, so a broken upload (link down, disk
-full) leaves the Pi as it was.
+full) leaves the Pi as it was. After it, a connection lost before the service came up healthy on
+the new release leaves ``restart-pending``, so the next deploy, with no file left to send,
+restarts the service rather than report that nothing needs doing.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from .ssh import ChannelWriter, SshError, SshSession
 log = logging.getLogger(__name__)
 
 KEEP_RELEASES = 3
+RESTART_PENDING = "restart-pending"
 Progress = Callable[[str, int, int, int, int], None]  # (file, files done, files, bytes done, bytes)
 
 
@@ -108,10 +112,11 @@ class DeployResult:
     files_removed: int
     seconds: float
     venv_built: bool
+    restarted: bool = True  # False: nothing changed and no switch was waiting for its restart
 
     @property
     def noop(self) -> bool:
-        return self.files_sent == 0 and self.files_removed == 0 and not self.venv_built
+        return not self.restarted
 
     def line(self) -> str:
         return (
@@ -137,6 +142,7 @@ class PiState:
     venv_ready: bool  # the environment of these requirements is built
     free_kib: int | None  # free space under the deploy root (None: df said nothing usable)
     releases: tuple[str, ...]  # the finished releases, oldest first
+    restart_pending: bool  # a switch was made and the service has not come up healthy on it since
 
 
 def _finished(listing: str) -> list[str]:
@@ -206,12 +212,19 @@ class Deployer:
             f'echo "current=$(readlink {self._q("current")})"; '
             f"test -f {self._q('venvs', req_hash, '.rig-complete')} && echo venv=ready; "
             f'echo "df=$(df -Pk {self._q()} 2>/dev/null | tail -n 1)"; '
+            f"test -e {self._q(RESTART_PENDING)} && echo restart=pending; "
             f"echo releases:; {self._list_releases()}"
         )
         head, _, listing = out.partition("releases:\n")
         said = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
         current = said.get("current", "").rsplit("/", 1)[-1] or None
-        return PiState(current, said.get("venv") == "ready", _free_kib(said.get("df", "")), tuple(_finished(listing)))
+        return PiState(
+            current,
+            said.get("venv") == "ready",
+            _free_kib(said.get("df", "")),
+            tuple(_finished(listing)),
+            said.get("restart") == "pending",
+        )
 
     # -- deploy ------------------------------------------------------------------------------
     def deploy(self, firmware: Path) -> DeployResult:
@@ -222,7 +235,10 @@ class Deployer:
         changes = plan(local, self.deployed_manifest(state.current))
         current = state.current
         if changes.empty and state.venv_ready and current is not None:
-            return DeployResult(current, 0, 0, 0, time.monotonic() - started, False)
+            if state.restart_pending:
+                log.warning("release %s was switched to but the service not restarted on it: restarting", current)
+                self.restart_and_wait()
+            return DeployResult(current, 0, 0, 0, time.monotonic() - started, False, state.restart_pending)
 
         release = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + local.tree_hash[:8]
         partial = f"releases/{release}.partial"
@@ -280,10 +296,10 @@ class Deployer:
         the switch's rename, the running release is untouched."""
         files = changes.upload()
         total = sum(local.files[f].size for f in files)
-        sent = 0
+        sent, streamed = 0, False
 
         def write(stdin: ChannelWriter) -> None:
-            nonlocal sent
+            nonlocal sent, streamed
             with tarfile.open(fileobj=stdin, mode="w", format=tarfile.PAX_FORMAT, copybufsize=1 << 20) as archive:
                 for done, name in enumerate(files, start=1):
                     entry = local.files[name]
@@ -300,6 +316,7 @@ class Deployer:
                 info.size, info.mode, info.mtime = len(manifest), 0o644, int(time.time())
                 archive.addfile(info, io.BytesIO(manifest))
             stdin.flush()
+            streamed = True
 
         prepare = (
             f"rm -rf {self._q('releases')}/*.partial && "  # what a broken deploy left
@@ -315,7 +332,17 @@ class Deployer:
             f"mv -T {self._q(partial)} {self._q('releases', release)}"
         )
         command = f"{prepare} && {unpack} && {finish} && {self._switch_command(release)}"
-        self.ssh.run_with_input(command, write, timeout=120 + total / 1e6).check()
+        try:
+            self.ssh.run_with_input(command, write, timeout=120 + total / 1e6).check()
+        except (SshError, OSError, EOFError, paramiko.SSHException) as exc:
+            if streamed and self.ssh.lost():
+                raise DeployError(
+                    f"deploy of release {release}: the connection to {self.ssh.where} was lost after the whole "
+                    f"release was sent ({str(exc) or type(exc).__name__}), so the Pi may have switched to it "
+                    "without restarting the service; deploy again once it is reachable, which restarts the "
+                    "service if it did"
+                ) from exc
+            raise
         return sent
 
     def _build_venv(self, firmware: Path, req_hash: str) -> bool:
@@ -436,8 +463,10 @@ class Deployer:
         (cache / ".complete").touch()
 
     def _switch_command(self, release: str) -> str:
-        """One rename switches ``current``: the Pi never sees a half-switched tree."""
+        """One rename switches ``current``: the Pi never sees a half-switched tree. The restart
+        marker is made first (a redirection: no process), so no switch goes without one."""
         return (
+            f": > {self._q(RESTART_PENDING)} && "
             f"ln -sfn releases/{shlex.quote(release)} {self._q('current.new')} && "
             f"mv -T {self._q('current.new')} {self._q('current')}"
         )
@@ -463,6 +492,7 @@ class Deployer:
             self.target.health_url, started + self.target.health_timeout_s - time.monotonic(), socketio=True
         )
         if last is None:
+            self._sh(f"rm -f {self._q(RESTART_PENDING)}")
             return time.monotonic() - started
         raise DeployError(
             self._failure(

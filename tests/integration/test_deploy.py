@@ -8,6 +8,7 @@ import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from rig import paths
 from rig.deploy import Deployer, DeployError
 from rig.manifest import MANIFEST_NAME, build_manifest
-from rig.ssh import SshSession
+from rig.ssh import CommandResult, SshError, SshSession
 from rig.virtual_pi import SimSettings, VirtualPi
 
 from .conftest import pid_alive, run_rig
@@ -157,6 +158,40 @@ def test_a_file_gone_during_the_upload_is_never_switched_to(ssh_pi: VirtualPi, f
         again = deployer.deploy(firmware)
         assert not again.venv_built, "the environment finished before the broken stream is reused"
         assert deployer.current_release() == again.release != good.release
+
+
+def test_a_switch_whose_restart_the_connection_lost_is_restarted_by_the_next_deploy(
+    ssh_pi: VirtualPi, firmware: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Pi runs the stream's command to the end, switch included, even when the connection
+    drops before its exit status reaches the host. The deploy must not call the old release
+    untouched then, and the next one, with no file left to send, must restart the service onto
+    the new release rather than say there is nothing to deploy."""
+    health = f"{ssh_pi.info().url}/api/health"  # type: ignore[union-attr]
+    with SshSession(ssh_pi.ssh_target(), enroll_hint="rig sim up", boot_timeout_s=10) as ssh:
+        deployer = Deployer(ssh, ssh_pi.deploy_target())
+        good = deployer.deploy(firmware)
+        old_version = httpx.get(health).json()["data"]["version"]
+        (firmware / "VERSION").write_text("9.9.9-switched\n")
+        run_with_input = ssh.run_with_input
+
+        def exit_status_lost(*args: Any, **kwargs: Any) -> CommandResult:
+            run_with_input(*args, **kwargs).check()  # the Pi has switched
+            ssh.close()
+            raise SshError("connection lost")
+
+        monkeypatch.setattr(ssh, "run_with_input", exit_status_lost)
+        with pytest.raises(DeployError, match=r"lost after the whole release was sent .* may have switched"):
+            deployer.deploy(firmware)
+        monkeypatch.undo()
+        switched = deployer.current_release()
+        assert switched != good.release
+        assert httpx.get(health).json()["data"]["version"] == old_version, "the service was not restarted"
+
+        again = deployer.deploy(firmware)
+        assert (again.release, again.files_sent, again.noop) == (switched, 0, False)
+        assert httpx.get(health).json()["data"]["version"] == "9.9.9-switched"
+        assert deployer.deploy(firmware).noop, "once healthy on it, nothing is pending"
 
 
 def test_unhealthy_release_shows_the_journal_and_rolls_back(ssh_pi: VirtualPi, firmware: Path) -> None:
