@@ -360,7 +360,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if result.noop:
         print(f"nothing to deploy: {result.line()}")
     elif result.files_sent == result.files_removed == 0 and not result.venv_built:
-        print(f"nothing to send, but an interrupted deploy had switched without a restart: restarted {result.line()}")
+        print(
+            "nothing to send, but an interrupted deploy had switched without a restart: "
+            f"restarted {result.line()}; healthy at {remote.target.health_url}"
+        )
     else:
         print(f"deployed {result.line()}; healthy at {remote.target.health_url}")
     return EXIT_OK

@@ -334,6 +334,9 @@ class WebSocketTestClient:
     async def wait_for_event(
         self, event: str, timeout: float | None = None, predicate: Predicate | None = None
     ) -> CapturedEvent:
+        """The first ``event``, in arrival order, that no earlier wait returned and ``predicate``
+        accepts, waiting up to ``timeout`` for it. The predicate sees each event once per wait,
+        so it must judge the event alone."""
         timeout = self.default_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self._waiting += 1
