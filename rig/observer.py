@@ -318,8 +318,8 @@ class WebSocketTestClient:
         and how far the scan went. What it passed over stays passed over (a consumed event stays
         consumed; a predicate judges the event alone), so a woken wait scans only what arrived
         since, and every wait skips the consumed events at the front: the cost of a wake does not
-        grow with the session (scanning every earlier ``state:player`` cost 65 µs per wake after
-        600 of them, on the path from an event's arrival to the waiting test)."""
+        grow with the session (rescanning every earlier ``state:player`` put 0.09 ms p50 on each of
+        600 events' path from arrival to the waiting test, in a micro-benchmark)."""
         arrived = self._by_type.get(event, [])
         front = self._consumed_before.get(event, 0)
         while front < len(arrived) and arrived[front].consumed:
