@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 
-from benchmarks.thread_clock import ThreadStamp
+from benchmarks.thread_clock import ThreadStamp, idle_clock_loop
 
 
 def spin(seconds: float) -> None:
@@ -57,3 +59,41 @@ def test_a_core_shared_with_a_busy_process_counts_as_preemption() -> None:
         os.sched_setaffinity(0, cores)
     assert end.preempted_since(start)
     assert end.cpu_since(start) < 0.8 * (end.wall - start.wall)
+
+
+def test_the_loop_idle_clock_counts_waiting_for_input_and_not_work() -> None:
+    """The benchmark subtracts the time the rig's loop sat in its selector (the rig's copy of an
+    event had not arrived yet); the rig's own work must not count as idle."""
+
+    async def wait_then_work() -> tuple[ThreadStamp, ThreadStamp, ThreadStamp]:
+        start = ThreadStamp.now()
+        reader, writer = await asyncio.open_connection(*server_address)
+        try:
+            await asyncio.wait_for(reader.read(1), timeout=5)  # the byte comes 50 ms later
+        finally:
+            writer.close()
+        waited = ThreadStamp.now()
+        spin(0.05)
+        return start, waited, ThreadStamp.now()
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    server_address = listener.getsockname()
+
+    def send_late() -> None:
+        connection, _ = listener.accept()
+        time.sleep(0.05)
+        connection.sendall(b"x")
+        connection.close()
+
+    sender = threading.Thread(target=send_late)
+    sender.start()
+    try:
+        with asyncio.Runner(loop_factory=idle_clock_loop) as runner:
+            start, waited, worked = runner.run(wait_then_work())
+    finally:
+        sender.join()
+        listener.close()
+    assert waited.idle_since(start) >= 0.04
+    assert worked.idle_since(waited) < 0.01
+    assert worked.wall - waited.wall >= 0.05
+    assert ThreadStamp.now().idle == 0.0  # the loop is closed: no stale total on this thread
