@@ -28,14 +28,17 @@ _this_thread = threading.local()  # .selector: the IdleSelector of the loop this
 
 
 class IdleSelector(selectors.DefaultSelector):
-    """The loop's selector, keeping the wall time its ``select`` calls took: time the loop had no
-    ready callback and waited for a socket (or a timer), plus the system call itself."""
+    """The loop's selector, keeping the wall time of the ``select`` calls that could block: the
+    loop had no ready callback and waited for a socket (or a timer). A poll with a zero timeout,
+    made while callbacks are ready, is the loop's own per-turn cost and does not count."""
 
     def __init__(self) -> None:
         super().__init__()
         self.idle = 0.0
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout <= 0:
+            return super().select(timeout)
         started = time.perf_counter()
         try:
             return super().select(timeout)
