@@ -35,7 +35,13 @@ time the rig had nothing to do, its copy not yet written (the rig's path from ar
 waiting code does no I/O), so R−I less it is what the rig added, in wall-clock time and without
 root; it still holds preemption.
 
-    python -m benchmarks.stimulus_latency [--presses 200] [--taps 200] [--spoken 16]
+Why the rig's copy came late: the virtual Pi shares the machine's cores with the rig, and the
+firmware's write of I's copy woke the benchmark's process, which took the firmware's core before
+it wrote R's (``cores``). On the bench the Pi has a CPU of its own, so by default the virtual Pi
+(and the bare clients' processes) get half the cores and the benchmark's process the other half;
+``--shared-cores`` leaves both to the kernel, as before.
+
+    python -m benchmarks.stimulus_latency [--presses 200] [--taps 200] [--spoken 16] [--shared-cores]
 
 Spoken commands take about 2 s each (the words, the detector's hangover, decoding), so 200 of
 them do not fit in the 2 minutes a benchmark may take: 16 by default, and their p99 is their
@@ -70,6 +76,7 @@ from rig.timeline import Entry, Timeline
 
 from .bare_observer import BareObservers, InProcessBare
 from .common import local_dut, report, setup_logging, stats_ms
+from .cores import split_cores
 from .thread_clock import ThreadStamp, idle_clock_loop
 from .wire_times import CaptureUnavailable, LoopbackCapture
 
@@ -297,10 +304,13 @@ def figures(
 
 
 async def measure(
-    dut: Dut, runs: list[tuple[str, Callable[[Bench, int], Awaitable[list[Sample]]], int]]
-) -> dict[str, Any]:
+    dut: Dut, runs: list[tuple[str, Callable[[Bench, int], Awaitable[list[Sample]]], int]], *, split: bool
+) -> tuple[dict[str, Any], dict[str, list[int]] | None]:
+    """The figures of each run, and the cores the virtual Pi and the rig had (None: shared)."""
     bare_clients = BareObservers(dut.url, 1, ["state:player"])
     second_bare_clients = BareObservers(dut.url, 1, ["state:player"])
+    # The bare clients in processes of their own go with the virtual Pi: they are not the rig.
+    cores = split_cores() if split else None
     timeline = Timeline("stimulus-latency")
     validator = ContractValidator(dut.bench.firmware.contract)
     observer = WebSocketTestClient(dut.url, validator, timeline=timeline, name="rig", default_timeout=5.0)
@@ -336,7 +346,7 @@ async def measure(
     return {
         name: {"stimuli": len(samples), **figures(samples, bare, second, in_process.arrived, wire)}
         for name, samples in results.items()
-    }
+    }, cores
 
 
 def _capture(url: str) -> LoopbackCapture | None:
@@ -354,6 +364,11 @@ def main() -> None:
     parser.add_argument("--presses", type=int, default=200)
     parser.add_argument("--taps", type=int, default=200)
     parser.add_argument("--spoken", type=int, default=16, help="about 2 s each: 200 would take 7 minutes")
+    parser.add_argument(
+        "--shared-cores",
+        action="store_true",
+        help="leave the virtual Pi and the rig on the same cores (by default each gets its own, as on the bench)",
+    )
     args = parser.parse_args()
     setup_logging()
     with tempfile.TemporaryDirectory(prefix="rig-latency-") as folder:
@@ -361,7 +376,7 @@ def main() -> None:
         try:
             runs = [("press", presses, args.presses), ("tap", taps, args.taps), ("spoken", spoken, args.spoken)]
             with asyncio.Runner(loop_factory=idle_clock_loop) as runner:
-                measured = runner.run(measure(dut, runs))
+                measured, cores = runner.run(measure(dut, runs, split=not args.shared_cores))
         finally:
             dut.stop()
 
@@ -376,6 +391,7 @@ def main() -> None:
         "stimulus_latency",
         {
             "virtual_pi_form": "local",
+            "cores": cores or "shared",
             **measured,
             "targets": {
                 "rig_overhead_p99_ms <= 1 (press, over a bare client in the same process)": p99("press", same),
