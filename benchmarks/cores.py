@@ -12,10 +12,13 @@ side its own, as on the bench; with one core there is nothing to split.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 
 from rig.procs import descendants
+
+log = logging.getLogger(__name__)
 
 
 def _pin(pid: int, cores: set[int]) -> None:
@@ -34,7 +37,9 @@ def split_cores() -> dict[str, list[int]] | None:
         return None
     rig, pi = set(cores[: len(cores) // 2]), set(cores[len(cores) // 2 :])
     for pid in descendants(os.getpid()):
-        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+        try:
             _pin(pid, pi)
+        except PermissionError:
+            log.warning("cannot move process %d to the virtual Pi's cores (another user's): it keeps its own", pid)
     _pin(os.getpid(), rig)
     return {"virtual_pi": sorted(pi), "rig": sorted(rig)}
