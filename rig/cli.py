@@ -359,7 +359,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if result.noop:
         print(f"nothing to deploy: {result.line()}")
-    elif result.files_sent == result.files_removed == 0 and not result.venv_built:
+    elif result.restart_only:
         print(
             "nothing to send, but an interrupted deploy had switched without a restart: "
             f"restarted {result.line()}; healthy at {remote.target.health_url}"

@@ -118,6 +118,11 @@ class DeployResult:
     def noop(self) -> bool:
         return not self.restarted
 
+    @property
+    def restart_only(self) -> bool:
+        """Nothing sent, yet restarted: an interrupted deploy had switched without its restart."""
+        return self.restarted and self.files_sent == self.files_removed == 0 and not self.venv_built
+
     def line(self) -> str:
         return (
             f"release {self.release}: {self.files_sent} files ({self.bytes_sent} bytes) sent, "

@@ -190,6 +190,7 @@ def test_a_switch_whose_restart_the_connection_lost_is_restarted_by_the_next_dep
 
         again = deployer.deploy(firmware)
         assert (again.release, again.files_sent, again.noop) == (switched, 0, False)
+        assert again.restart_only
         assert httpx.get(health).json()["data"]["version"] == "9.9.9-switched"
         assert deployer.deploy(firmware).noop, "once healthy on it, nothing is pending"
 
