@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from rig.virtual_pi import VirtualPi
 
 from .conftest import RIG, LineReader, pid_alive, run_rig
 
@@ -202,6 +206,92 @@ def test_say_and_listen_by_hand(cli_sim: tuple[str, dict[str, Any]], tmp_path: P
     unknown = run_rig("say", "command-dance", "--state-dir", state)
     assert unknown.returncode == 2
     assert unknown.stderr.startswith("rig: no clip or WAV file 'command-dance'; known clips: "), unknown.stderr
+
+
+def wait_for_services(url: str, names: tuple[str, ...], timeout: float) -> None:
+    """Until the firmware's health says every one of ``names`` is up; the error shows what it said last."""
+    deadline = time.monotonic() + timeout
+    services: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        services = httpx.get(f"{url}/api/health", timeout=5).json()["data"]["services"]
+        if all(services.get(name) for name in names):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{', '.join(names)} not all up within {timeout:g} s; last health: {services}")
+
+
+def running_pi(state: str) -> VirtualPi:
+    running = VirtualPi.running(Path(state))
+    assert running is not None, f"no virtual Pi runs in {state}"
+    return running[0]
+
+
+def stop_audio_server(pi: VirtualPi) -> None:
+    """Stop the virtual Pi's PulseAudio server, as pulling the USB audio interface would."""
+    pid = json.loads((pi.state_dir / "pulseaudio.pid").read_text())["pid"]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(pid), "PulseAudio did not stop"
+
+
+def test_the_firmware_hears_and_plays_again_after_its_audio_server_restarts(
+    cli_sim: tuple[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """A replugged USB audio interface, as the virtual Pi has it: its PulseAudio server stops and
+    starts again mid-track. The firmware reopens its speaker and microphone by itself: the track
+    is heard going on, and a spoken command acts."""
+    state, info = cli_sim
+    url = info["url"]
+    long_tones = next(p for p in httpx.get(f"{url}/api/playlists").json()["data"]["playlists"]
+                      if p["title"] == "Long Tones")  # fmt: skip
+    httpx.post(f"{url}/api/playlists/{long_tones['id']}/start", json={}).raise_for_status()
+    pi = running_pi(state)
+    stop_audio_server(pi)
+    time.sleep(1.5)  # the firmware notices a device that stopped after 1 s
+    gone = httpx.get(f"{url}/api/health", timeout=5).json()["data"]["services"]
+    assert (gone["audio"], gone["audio_in"]) == (False, False), f"the lost devices are reported: {gone}"
+
+    pi._start_audio()
+    wait_for_services(url, ("audio", "audio_in"), timeout=10)
+    heard = run_rig("listen", "1", "--out", str(tmp_path / "after.wav"), "--state-dir", state)
+    assert heard.returncode == 0, heard.stderr
+    report = json.loads(heard.stdout)
+    assert abs(report["frequency_hz"] - 440.0) < 3, f"the track did not go on: {report}"
+    said = run_rig("say", "command-next-track", "--wait", "3", "--state-dir", state)
+    assert said.returncode == 0, said.stderr
+    players = [json.loads(line)["data"]["data"] for line in said.stdout.splitlines()
+               if json.loads(line)["event"] == "state:player"]  # fmt: skip
+    assert any(p["active_track_number"] == 2 for p in players), said.stdout
+
+
+def test_a_track_started_without_a_speaker_plays_on_the_clock(
+    cli_sim: tuple[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """With no output device to pace it, the player's clock does, so the position goes on. Once
+    the device is back, the next track is heard."""
+    state, info = cli_sim
+    url = info["url"]
+    pi = running_pi(state)
+    stop_audio_server(pi)
+    long_tones = next(p for p in httpx.get(f"{url}/api/playlists").json()["data"]["playlists"]
+                      if p["title"] == "Long Tones")  # fmt: skip
+    httpx.post(f"{url}/api/playlists/{long_tones['id']}/start", json={}).raise_for_status()
+    first = httpx.get(f"{url}/api/player/status").json()["data"]["position_ms"]
+    time.sleep(1.0)
+    status = httpx.get(f"{url}/api/player/status").json()["data"]
+    assert status["is_playing"], status
+    assert status["position_ms"] - first >= 500, f"the clock did not run: {first} ms, then {status}"
+    assert httpx.get(f"{url}/api/health").json()["data"]["services"]["audio"] is False
+
+    pi._start_audio()
+    httpx.post(f"{url}/api/player/next").raise_for_status()
+    wait_for_services(url, ("audio",), timeout=10)
+    heard = run_rig("listen", "1", "--out", str(tmp_path / "next.wav"), "--state-dir", state)
+    assert heard.returncode == 0, heard.stderr
+    report = json.loads(heard.stdout)
+    assert abs(report["frequency_hz"] - 660.0) < 3, f"the next track is not heard: {report}"
 
 
 def test_down_stops_a_supervisor_whose_state_file_is_gone(virtual_pi_factory) -> None:
