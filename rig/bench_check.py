@@ -247,6 +247,26 @@ def check_nfc(dut: Dut) -> PartResult:
     return PartResult("nfc", True, detail, ms, "ms")
 
 
+# The firmware's health services behind the audio capabilities: the DUT's microphone hears what
+# the rig plays ("audio_in"), its speaker plays what the rig records ("audio_out").
+FIRMWARE_AUDIO = {"audio_in": ("audio_in", "microphone"), "audio_out": ("audio", "speaker")}
+
+
+def firmware_audio_down(dut: Dut) -> str | None:
+    """Which of the DUT's own audio devices that the bench uses its firmware says is down: the
+    cable may be sound while the Pi lost its USB microphone. A service the firmware does not
+    run (not in ``enabled_services``) has no say."""
+    try:
+        data = get_health(dut.url, dut.bench.timeouts.http_s).json()["data"]
+        services, enabled = data["services"], set(data.get("enabled_services") or ())
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        return f"cannot read the firmware's audio state: {exc}"
+    for capability, (service, device) in FIRMWARE_AUDIO.items():
+        if capability in dut.capabilities and service in enabled and services.get(service) is False:
+            return f"the firmware says its {device} is down ({service}: false in /api/health)"
+    return None
+
+
 def check_audio(dut: Dut) -> PartResult:
     """A 1 kHz tone played on the rig's output is heard on the loopback input: the virtual Pi's
     microphone cable, read back from its monitor; on a bench, ``[audio] loopback`` (a second input
@@ -286,6 +306,9 @@ def check_audio(dut: Dut) -> PartResult:
     # The tone's own level: its loudest 50 ms, not diluted by the quiet recorded around it.
     frame = config.sample_rate // 20
     level = max(analysis.dbfs(heard[i : i + frame]) for i in range(0, max(1, len(heard) - frame + 1), frame))
+    down = firmware_audio_down(dut)
+    if down is not None:
+        return PartResult("audio", False, down)
     return PartResult("audio", True, f"{TONE_HZ:g} Hz tone heard at {level:.1f} dBFS", level, "dBFS")
 
 

@@ -216,6 +216,34 @@ def test_a_bench_error_fails_under_ci_on_a_virtual_pi(pi: VirtualPi, tmp_path: P
     assert outcomes["http"] == ("passed", "")
 
 
+def _restart_firmware(pi: VirtualPi) -> None:
+    pi._supervisorctl("restart", "firmware")
+    info = pi.info()
+    assert info is not None
+    pi._wait_healthy(info.url, info.supervisor_pid)
+
+
+def test_a_pi_that_booted_without_its_microphone_fails_the_audio_part(pi: VirtualPi) -> None:
+    """The firmware started while the audio interface was out; it is back, so the rig's tone
+    goes through the cable, but the firmware never found its microphone (PortAudio lists its
+    devices once, at start). The audio part says so, instead of the voice tests failing one by one."""
+    restore_audio = _kill_device("pulseaudio", VirtualPi._start_audio)(pi)
+    try:
+        _restart_firmware(pi)
+    finally:
+        restore_audio()
+    try:
+        checked = run_rig("check", "--json", "--state-dir", str(pi.state_dir))
+    finally:
+        _restart_firmware(pi)  # it finds the microphone now
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    parts = {p["part"]: p for p in json.loads(checked.stdout)["parts"]}
+    assert [name for name, p in parts.items() if p["ok"] is False] == ["audio"], parts
+    assert parts["audio"]["detail"] == "the firmware says its microphone is down (audio_in: false in /api/health)"
+    again = run_rig("check", "--json", "--state-dir", str(pi.state_dir))
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
 def test_socketio_that_never_answers_is_a_bench_error(tmp_path: Path) -> None:
     """A firmware whose Socket.IO stays silent (``drop:client_pong``), in the local form."""
     local = VirtualPi(tmp_path / "quiet", SimSettings(form="local", faults=("drop:client_pong",)))
