@@ -253,13 +253,14 @@ FIRMWARE_AUDIO = {"audio_in": ("audio_in", "microphone"), "audio_out": ("audio",
 
 
 def firmware_audio_down(dut: Dut) -> str | None:
-    """Which of the DUT's own audio devices that the bench uses its firmware says is down: the
-    cable may be sound while the Pi lost its USB microphone. A service the firmware does not
-    run (not in ``enabled_services``) has no say."""
+    """Why the audio part fails on the Pi's side, or None: the cable may be sound while the Pi
+    lost its USB microphone. Only a device the bench uses counts, and only when the firmware's
+    health reports it (a service in ``enabled_services``); a firmware whose health names no
+    services has no say."""
     try:
         data = get_health(dut.url, dut.bench.timeouts.http_s).json()["data"]
-        services, enabled = data["services"], set(data.get("enabled_services") or ())
-    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        services, enabled = data.get("services") or {}, set(data.get("enabled_services") or ())
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return f"cannot read the firmware's audio state: {exc}"
     for capability, (service, device) in FIRMWARE_AUDIO.items():
         if capability in dut.capabilities and service in enabled and services.get(service) is False:
@@ -270,7 +271,7 @@ def firmware_audio_down(dut: Dut) -> str | None:
 def check_audio(dut: Dut) -> PartResult:
     """A 1 kHz tone played on the rig's output is heard on the loopback input: the virtual Pi's
     microphone cable, read back from its monitor; on a bench, ``[audio] loopback`` (a second input
-    wired to the output)."""
+    wired to the output). Then the firmware's own word on its microphone and speaker."""
     if not {"audio_in", "audio_out"} & dut.capabilities:
         return PartResult("audio", None, "the bench has no audio interface")
     config = dut.bench.audio
