@@ -85,14 +85,29 @@ async def test_restart_is_announced_and_the_observer_resyncs_with_nothing_lost(
     await websocket_client.wait_for_event("system:health", timeout=15)  # the heartbeat is back
 
 
+async def wait_service_up(http: httpx.AsyncClient, name: str, timeout: float) -> None:
+    """Until health says ``name`` is up: a test that ran before may have restarted the firmware,
+    whose reader comes up a moment after health first answers."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    services: dict[str, Any] = {}
+    while loop.time() < deadline:
+        services = (await http.get("/api/health")).json()["data"]["services"]
+        if services.get(name):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{name} not up within {timeout:g} s; health's services: {services}")
+
+
 @pytest.mark.needs("nfc_reader_pull")
 async def test_a_pulled_reader_shows_in_health_and_system_service(
     dut: Dut, http_client: httpx.AsyncClient, websocket_client: WebSocketTestClient
 ) -> None:
     await websocket_client.join_room("system")
+    await wait_service_up(http_client, "nfc", timeout=10)
     try:
         await asyncio.to_thread(dut.set_reader, False)
-        await websocket_client.wait_for_event("system:service", timeout=5, predicate=service("nfc", "down"))
+        down = await websocket_client.wait_for_event("system:service", timeout=5, predicate=service("nfc", "down"))
         health = (await http_client.get("/api/health")).json()["data"]
         assert health["status"] == "degraded", health
         assert health["services"]["nfc"] is False
@@ -102,7 +117,9 @@ async def test_a_pulled_reader_shows_in_health_and_system_service(
         assert beat.payload["status"] == "degraded"
     finally:
         await asyncio.to_thread(dut.set_reader, True)
-    back = await websocket_client.wait_for_event("system:service", timeout=10, predicate=service("nfc", "up"))
+    back = await websocket_client.wait_for_event(
+        "system:service", timeout=10, predicate=lambda e: service("nfc", "up")(e) and e.index > down.index
+    )
     assert back.payload["previous"] == "down"
     health = (await http_client.get("/api/health")).json()["data"]
     assert health["status"] == "healthy", health
